@@ -740,18 +740,22 @@ impl Accounted {
             counts.fill(0);
             named.iter_mut().for_each(Vec::clear);
         }
-        // A report gives the cases as they ran: pytest's in the order of
-        // its list (the node ids it was given, in the list's order), but
-        // nextest's as its threads ended them; a Rust test file's tests
-        // are listed by name (libtest and nextest both sort them), so by
-        // name they are in its list's order again.
+        // A report gives the cases as they ran or ended, not in the list's
+        // order: nextest's as its threads ended them, pytest's as it ran
+        // them, which pytest-xdist (as its workers end them) and
+        // random-order plugins change with no sign in the report. A Rust
+        // test file's tests are listed by name (libtest and nextest both
+        // sort them), so by name they are in its list's order again; other
+        // entries' order is not known, and their tests are not told apart
+        // (a time taken as another test's would mislead every grouping).
         let each = named
             .into_iter()
             .zip(entries)
             .map(|(mut cases, entry)| {
-                if crate::plan::selection::entry_file(entry).ends_with(".rs") {
-                    cases.sort_by(|a, b| a.0.cmp(b.0));
+                if !crate::plan::selection::entry_file(entry).ends_with(".rs") {
+                    return Vec::new();
                 }
+                cases.sort_by(|a, b| a.0.cmp(b.0));
                 cases.into_iter().map(|(_, ms)| ms).collect()
             })
             .collect();

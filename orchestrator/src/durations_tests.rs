@@ -385,7 +385,8 @@ fn each_entrys_test_times_are_in_the_order_its_runner_lists_them() {
         "tests/test_a.py".into(),
     ];
     // nextest reports tests as its threads end them; it lists a binary's
-    // by name. pytest reports them as it ran them: in its list's order.
+    // by name. pytest reports them as it ran them, in an order xdist or a
+    // random-order plugin may have changed: not told apart.
     let cases = [
         case("demo::quick", "m::b", 30),
         case("tests.test_a", "test_z", 1),
@@ -395,6 +396,6 @@ fn each_entrys_test_times_are_in_the_order_its_runner_lists_them() {
     ];
     let shard = Accounted::new((&entries, &Default::default()), 100, &cases);
     assert_eq!(shard.each(0), [10, 20, 30]);
-    assert_eq!(shard.each(1), [1, 2]);
+    assert_eq!(shard.each(1), [] as [u64; 0]);
     assert_eq!(shard.each(2), [] as [u64; 0]);
 }

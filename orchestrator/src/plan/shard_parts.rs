@@ -127,8 +127,8 @@ pub fn fill(
         .iter()
         .filter_map(|&i| Some((i, profiles.get(i)?.as_ref().filter(|p| p.by_test())?)))
         .collect();
-    if !tested.is_empty() {
-        shards = dealt_if_it_pays(shards, &tested, weights, listing);
+    if let Some(dealt) = dealt_if_it_pays(&shards, &tested, weights, listing) {
+        shards = dealt;
         order.retain(|i| !tested.iter().any(|(t, _)| t == i));
     }
     let smallest = (mean / 20).max(listing).max(1);
@@ -416,8 +416,11 @@ pub fn per_test(held: &[Held<'_>], tests: u32) -> Option<Vec<(u32, u32, u64)>> {
             }
             continue;
         }
+        // The times are in the list's order: so are the ranges walked.
+        let mut ranges = ranges.clone();
+        ranges.sort_unstable();
         let mut times = each.iter();
-        for &(lo, hi) in ranges {
+        for (lo, hi) in ranges {
             let mut carried: Option<(u32, u64)> = None;
             for (i, &t) in (first(lo)..first(hi)).zip(&mut times) {
                 let (from, before) = carried.take().unwrap_or((place(i), 0));
@@ -465,28 +468,29 @@ fn deal(shards: &mut [Shard], tested: &[(usize, &Profile)], weights: &[u64], lis
 }
 
 /// `shards` with the long entries `tested` dealt over them test by test
-/// ([`deal`]) when that makes the longest shard more than [`SPLIT_GAIN`]
-/// percent shorter than those entries placed whole, longest first; else
-/// placed whole.
+/// ([`deal`]), if there are any and that makes the longest shard more than
+/// [`SPLIT_GAIN`] percent shorter than those entries placed whole, longest
+/// first; else `None` (each is then poured, or placed whole, as an entry
+/// whose tests are not known).
 fn dealt_if_it_pays(
-    shards: Vec<Shard>,
+    shards: &[Shard],
     tested: &[(usize, &Profile)],
     weights: &[u64],
     listing: u64,
-) -> Vec<Shard> {
-    let mut dealt = shards.clone();
+) -> Option<Vec<Shard>> {
+    if tested.is_empty() {
+        return None;
+    }
+    let mut dealt = shards.to_vec();
     deal(&mut dealt, tested, weights, listing);
-    let mut whole = shards;
+    let mut whole = shards.to_vec();
     let mut loads: Vec<u64> = whole.iter().map(|s| s.load).collect();
     let items = tested.iter().map(|&(i, _)| i).collect();
     for (i, g) in place_longest_first(&mut loads, items, weights) {
         whole[g].take(i, None, weights[i], 0);
     }
     let longest = |shards: &[Shard]| shards.iter().map(|s| s.load).max().unwrap_or(0);
-    match longest(&dealt) * 100 < longest(&whole) * (100 - SPLIT_GAIN) {
-        true => dealt,
-        false => whole,
-    }
+    (longest(&dealt) * 100 < longest(&whole) * (100 - SPLIT_GAIN)).then_some(dealt)
 }
 
 /// Where an entry of `w` ms, its time over its tests as `profile` has it,

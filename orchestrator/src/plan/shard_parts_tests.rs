@@ -495,6 +495,14 @@ fn a_part_whose_report_tells_each_tests_time_makes_a_segment_a_test() {
     segments.sort_unstable();
     assert_eq!(segments.len(), 8);
     assert_eq!(segments[5], (625, 750, 900));
+    // Its ranges named out of order: its times are still the list's.
+    let reversed: Vec<Held<'_>> = vec![
+        (vec![(750, 1000), (0, 250)], 40, &[1, 2, 3, 4]),
+        (vec![(250, 750)], 930, &[10, 10, 10, 900]),
+    ];
+    let mut again = per_test(&reversed, 8).unwrap();
+    again.sort_unstable();
+    assert_eq!((again[0], again[7]), ((0, 125, 1), (875, 1000, 4)));
     let held: Vec<Held<'_>> = vec![
         (vec![(0, 250), (750, 1000)], 40, &[]),
         (vec![(250, 750)], 930, &[]),
