@@ -479,6 +479,24 @@ impl History {
     }
 
     /// Drops the entries seen least recently beyond [`MAX_ENTRIES`].
+    /// This history as [`Self::load`] reads it: its JSON, the oldest half
+    /// of its profiles and groupings dropped again and again while it is
+    /// larger than [`MAX_BYTES`] (a file larger is not read at all, and
+    /// every duration in it would be lost; a profile holds up to
+    /// [`crate::plan::shard_parts::MAX_SEGMENTS`] segments, and a grouping
+    /// of parts dealt test by test names many ranges).
+    fn fitted_json(&mut self) -> Result<String, serde_json::Error> {
+        loop {
+            let text = self.to_json()?;
+            if text.len() <= MAX_BYTES || (self.profiles.is_empty() && self.groupings.is_empty()) {
+                return Ok(text);
+            }
+            let (profiles, groupings) = (self.profiles.len() / 2, self.groupings.len() / 2);
+            evict_oldest(&mut self.profiles, profiles);
+            evict_oldest(&mut self.groupings, groupings);
+        }
+    }
+
     fn evict(&mut self) {
         evict_oldest(&mut self.profiles, MAX_GROUPINGS);
         evict_oldest(&mut self.groupings, MAX_GROUPINGS);
@@ -539,7 +557,7 @@ impl History {
         }
         history.generation += 1;
         history.evict();
-        let text = history.to_json()?;
+        let text = history.fitted_json()?;
         State::create(workdir)?.replace_file(&[crate::layout::DURATIONS], &text)?;
         Ok(())
     }
@@ -685,7 +703,7 @@ impl History {
         }
         history.generation += 1;
         history.evict();
-        let text = history.to_json()?;
+        let text = history.fitted_json()?;
         State::create(workdir)?.replace_file(&[crate::layout::DURATIONS], &text)?;
         Ok(())
     }

@@ -399,3 +399,28 @@ fn each_entrys_test_times_are_in_the_order_its_runner_lists_them() {
     assert_eq!(shard.each(1), [] as [u64; 0]);
     assert_eq!(shard.each(2), [] as [u64; 0]);
 }
+
+#[test]
+fn a_history_too_large_to_read_sheds_its_oldest_groupings_not_everything() {
+    let repo = tempfile::tempdir().unwrap();
+    // Each run's grouping about 1.6 MB (a part of many ranges per
+    // entry): three runs would write a file past what is read.
+    let grouping = |task: &str| -> (String, Vec<Vec<String>>) {
+        let ranges: Vec<String> = (0..999).map(|i| format!("{i}-{}", i + 1)).collect();
+        let part = format!("tests/quick.rs\u{1f}{}", ranges.join(","));
+        (task.to_string(), vec![vec![part; 200]])
+    };
+    for task in ["first", "second", "third"] {
+        let samples = [(task.to_string(), "tests/quick.rs".to_string(), 100)];
+        History::add_entries(repo.path(), &samples, &[grouping(task)], (&[], &[])).unwrap();
+        let history = History::load(repo.path());
+        // Read back whole each time, the run's own grouping kept.
+        assert!(!history.is_empty(), "after {task}");
+        let groups = history.groupings.get(task).map(|(g, _)| g.len());
+        assert_eq!(groups, Some(1), "after {task}");
+        assert_eq!(history.entry_estimate(task, "tests/quick.rs"), Some(100));
+    }
+    let history = History::load(repo.path());
+    assert_eq!(history.groupings.get("first"), None);
+    assert_eq!(history.entry_estimate("first", "tests/quick.rs"), Some(100));
+}
