@@ -107,12 +107,7 @@ pub fn fill(
         }
     }
     // Entries placed whole, each to the least loaded shard.
-    let whole = |shards: &mut Vec<Shard>, items: Vec<usize>| {
-        let mut loads: Vec<u64> = shards.iter().map(|s| s.load).collect();
-        for (i, g) in place_longest_first(&mut loads, items, weights) {
-            shards[g].take(i, None, weights[i], 0);
-        }
-    };
+    let whole = |shards: &mut Vec<Shard>, items: Vec<usize>| placed_whole(shards, items, weights);
     whole(
         &mut shards,
         (0..entries.len())
@@ -398,13 +393,10 @@ pub type Held<'a> = (Vec<(u32, u32)>, u64, &'a [u64]);
 /// be told test by test (its time is not known range by range).
 pub fn per_test(held: &[Held<'_>], tests: u32) -> Option<Vec<(u32, u32, u64)>> {
     let n = u64::from(tests);
-    let place = |i: u64| match i < n {
-        true => u32::try_from(i * u64::from(WHOLE) / n).unwrap_or(WHOLE),
-        false => WHOLE,
-    };
+    let place = |i: u64| place(i, n);
     // The tests a range holds: the first placed at or after its start, up
     // to the first placed at or after its end.
-    let first = |pos: u32| (u64::from(pos) * n).div_ceil(u64::from(WHOLE)).min(n);
+    let first = |pos: u32| first_at(pos, n);
     let mut out: Vec<(u32, u32, u64)> = Vec::new();
     for (ranges, ms, each) in held {
         let (ms, each) = (*ms, *each);
@@ -467,6 +459,16 @@ fn deal(shards: &mut [Shard], tested: &[(usize, &Profile)], weights: &[u64], lis
     }
 }
 
+/// `items` (entries' places, their expected times `weights`) placed whole
+/// on `shards`, longest first, each to the least loaded
+/// ([`place_longest_first`]).
+fn placed_whole(shards: &mut [Shard], items: Vec<usize>, weights: &[u64]) {
+    let mut loads: Vec<u64> = shards.iter().map(|s| s.load).collect();
+    for (i, g) in place_longest_first(&mut loads, items, weights) {
+        shards[g].take(i, None, weights[i], 0);
+    }
+}
+
 /// `shards` with the long entries `tested` dealt over them test by test
 /// ([`deal`]), if there are any and that makes the longest shard more than
 /// [`SPLIT_GAIN`] percent shorter than those entries placed whole, longest
@@ -484,11 +486,11 @@ fn dealt_if_it_pays(
     let mut dealt = shards.to_vec();
     deal(&mut dealt, tested, weights, listing);
     let mut whole = shards.to_vec();
-    let mut loads: Vec<u64> = whole.iter().map(|s| s.load).collect();
-    let items = tested.iter().map(|&(i, _)| i).collect();
-    for (i, g) in place_longest_first(&mut loads, items, weights) {
-        whole[g].take(i, None, weights[i], 0);
-    }
+    placed_whole(
+        &mut whole,
+        tested.iter().map(|&(i, _)| i).collect(),
+        weights,
+    );
     let longest = |shards: &[Shard]| shards.iter().map(|s| s.load).max().unwrap_or(0);
     (longest(&dealt) * 100 < longest(&whole) * (100 - SPLIT_GAIN)).then_some(dealt)
 }
@@ -547,10 +549,7 @@ fn places(tests: u32) -> Vec<u32> {
         return (0..=WHOLE).collect();
     }
     let n = u64::from(tests);
-    let mut places: Vec<u32> = (0..n)
-        .map(|i| u32::try_from(i * u64::from(WHOLE) / n).unwrap_or(WHOLE))
-        .chain([WHOLE])
-        .collect();
+    let mut places: Vec<u32> = (0..=n).map(|i| place(i, n)).collect();
     places.dedup();
     places
 }
@@ -564,13 +563,23 @@ fn snap(pos: u32, tests: u32) -> u32 {
     if n == 0 {
         return pos;
     }
-    // The first test i with i * WHOLE / n >= pos (floored, as the script
-    // places them): i >= pos * n / WHOLE.
-    let i = (u64::from(pos) * n).div_ceil(u64::from(WHOLE));
+    place(first_at(pos, n), n)
+}
+
+/// Where the script places test `i` of `n` (floored, `i * WHOLE / n`);
+/// [`WHOLE`] for `i` past the last.
+fn place(i: u64, n: u64) -> u32 {
     match i < n {
         true => u32::try_from(i * u64::from(WHOLE) / n).unwrap_or(WHOLE),
         false => WHOLE,
     }
+}
+
+/// The first of `n` tests placed at or after `pos` (`n` when none is):
+/// the least `i` with `i * WHOLE / n >= pos`, that is `i >= pos * n /
+/// WHOLE`.
+fn first_at(pos: u32, n: u64) -> u64 {
+    (u64::from(pos) * n).div_ceil(u64::from(WHOLE)).min(n)
 }
 
 /// The fraction of an entry's time its `ranges` hold: by its `profile`, or
