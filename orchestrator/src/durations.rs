@@ -180,6 +180,10 @@ struct ProfileEntry {
     /// wrote it).
     #[serde(default)]
     tests: u32,
+    /// Whether it was learned test by test (absent: not said, as an older
+    /// swarm wrote it; see `Profile::by_test`).
+    #[serde(default)]
+    by_test: Option<bool>,
     seen: u64,
 }
 
@@ -190,6 +194,8 @@ struct ProfileOut<'a> {
     segments: &'a [(u32, u32, u64)],
     #[serde(skip_serializing_if = "is_zero")]
     tests: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by_test: Option<bool>,
     seen: u64,
 }
 
@@ -329,6 +335,10 @@ impl History {
                 .filter(|p| p.segments.len() <= crate::plan::shard_parts::MAX_SEGMENTS)
                 .filter_map(|p| {
                     let profile = Profile::new(p.segments)?.counted(p.tests);
+                    let profile = match p.by_test {
+                        Some(by_test) => profile.learned_by_test(by_test),
+                        None => profile,
+                    };
                     Some((p.task, (profile, p.seen)))
                 })
                 .collect(),
@@ -386,6 +396,7 @@ impl History {
                 task,
                 segments: profile.segments(),
                 tests: profile.tests(),
+                by_test: profile.said_by_test(),
                 seen: *seen,
             })
             .collect();

@@ -374,7 +374,19 @@ fn a_split_entrys_profile_is_kept_and_an_invalid_one_dropped() {
     // A part's estimate is its share of the entry's time by the profile.
     assert_eq!(history.part_estimate("t", "big.py\u{1f}0-500"), Some(900));
     let again = History::parse(&history.to_json().unwrap()).unwrap();
-    assert_eq!(again.profile("t", "big.py"), Some(profile));
+    assert_eq!(again.profile("t", "big.py"), Some(profile.clone()));
+    // Written before swarm said how it was learned: not said, read as
+    // its segments say; once said, kept so.
+    assert_eq!(profile.said_by_test(), None);
+    for by_test in [false, true] {
+        let said = profile.clone().learned_by_test(by_test);
+        let mut history = History::parse(&text).unwrap();
+        history
+            .profiles
+            .insert(entry_id("t", "big.py"), (said.clone(), 3));
+        let again = History::parse(&history.to_json().unwrap()).unwrap();
+        assert_eq!(again.profile("t", "big.py"), Some(said));
+    }
 }
 
 #[test]

@@ -204,7 +204,7 @@ pub fn fill(
 /// on each side of a cut it lies wholly on one side of (on itertools'
 /// `specializations.rs`, 56 tests of up to 2 s in a shard of 6 s).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Profile(Vec<(u32, u32, u64)>, u32);
+pub struct Profile(Vec<(u32, u32, u64)>, u32, Option<bool>);
 
 /// The most segments a [`Profile`] keeps: a test each for a file of up
 /// to this many tests (itertools' `quick.rs` has 142).
@@ -223,13 +223,15 @@ impl Profile {
             at = hi;
         }
         let timed = segments.iter().any(|s| s.2 > 0);
-        (at == WHOLE && timed).then_some(Self(segments, 0))
+        (at == WHOLE && timed).then_some(Self(segments, 0, None))
     }
 
     /// The profile of an entry of `tests` tests whose parts took
     /// `parts` (`(lo, hi, ms)`, covering the list once): each part's time
     /// on the positions of the tests it held ([`Profile::snap`]); a part
     /// that held none is left out. `tests` 0: unknown, as [`Profile::new`].
+    /// Learned from parts: not [`Profile::by_test`] until
+    /// [`Profile::learned_by_test`] says so.
     pub fn of_parts(mut parts: Vec<(u32, u32, u64)>, tests: u32) -> Option<Self> {
         // As the shards ended; by position from here.
         parts.sort_unstable();
@@ -244,7 +246,26 @@ impl Profile {
                 (false, None) => {}
             }
         }
-        Self::new(capped(segments)).map(|p| p.counted(tests))
+        Self::new(capped(segments)).map(|p| p.counted(tests).learned_by_test(false))
+    }
+
+    /// The profile an entry of `tests` tests is learned as from its parts
+    /// `held` as a run's report told them ([`per_test`]).
+    pub fn of_held(held: &[Held<'_>], tests: u32) -> Option<Self> {
+        let (parts, by_test) = per_test(held, tests);
+        Self::of_parts(parts, tests).map(|p| p.learned_by_test(by_test))
+    }
+
+    /// This profile, saying whether it was learned test by test (each
+    /// of its tests' own time, [`per_test`]) or from parts.
+    pub fn learned_by_test(self, by_test: bool) -> Self {
+        Self(self.0, self.1, Some(by_test))
+    }
+
+    /// Whether it was learned test by test, if that is known (a history
+    /// written before swarm kept it does not say).
+    pub fn said_by_test(&self) -> Option<bool> {
+        self.2
     }
 
     pub fn segments(&self) -> &[(u32, u32, u64)] {
@@ -256,18 +277,23 @@ impl Profile {
         self.1
     }
 
-    /// Whether this tells each of the entry's tests' times: a segment a
-    /// test (a place, for more tests than places), or as many segments as
-    /// are kept ([`per_test`]; a profile learned from parts alone has
-    /// about one a part).
+    /// Whether this tells each of the entry's tests' times: learned test
+    /// by test ([`per_test`], or told by such a profile), with a segment a
+    /// test (a place, for more tests than places) or as many segments as
+    /// are kept. Segments alone do not say it: runs whose parts were cut
+    /// at different places leave a boundary at every test
+    /// ([`Profile::told`]) with times that were only ever learned part by
+    /// part. A profile kept by a swarm that did not say how it was
+    /// learned is taken by its segments.
     pub fn by_test(&self) -> bool {
         let places = self.1.min(WHOLE) as usize;
-        self.1 > 0 && self.0.len() >= places.min(MAX_SEGMENTS)
+        let fine = self.1 > 0 && self.0.len() >= places.min(MAX_SEGMENTS);
+        fine && self.2 != Some(false)
     }
 
     /// This profile, read back as kept, of an entry of `tests` tests.
     pub fn counted(self, tests: u32) -> Self {
-        Self(self.0, tests)
+        Self(self.0, tests, self.2)
     }
 
     /// `pos` moved to where the first of this entry's tests at or after
@@ -334,8 +360,16 @@ impl Profile {
             0 => self.1,
             n => n,
         };
+        // Test by test if either was: each test's segment is kept (what
+        // the newer's parts took spread by the older's tests' times).
+        let by_test = match (self.2, newer.2) {
+            (Some(true), _) | (_, Some(true)) => Some(true),
+            (Some(false), Some(false)) => Some(false),
+            // Kept by a swarm that did not say: as its segments say.
+            _ => Some(self.by_test() || newer.by_test()),
+        };
         Profile::new(out)
-            .map(|p| p.counted(tests))
+            .map(|p| Profile(p.0, tests, by_test))
             .unwrap_or_else(|| newer.clone())
     }
 
@@ -379,33 +413,45 @@ fn capped(mut segments: Vec<(u32, u32, u64)>) -> Vec<(u32, u32, u64)> {
 /// runner's list (empty when not known).
 pub type Held<'a> = (Vec<(u32, u32)>, u64, &'a [u64]);
 
-/// A split entry's parts (`held`) made segments for [`Profile::of_parts`]:
-/// a segment a test where a part's report told its tests' own times in
-/// the order of the runner's list and they are as many as its ranges hold
-/// of the entry's `tests` (placed as [`script`] places them); else a part
-/// of one range is one segment, its time taken as even over its tests
-/// until later runs' cuts tell more. With each test's time the next
-/// grouping knows where each slow test lies after one run (on itertools'
-/// `specializations.rs`, 56 tests of 10 ms to 2 s, eight parts of one run
-/// taken as even left shards expected level 1.4 apart). Tests placed at
-/// one position (more than [`WHOLE`] of them) make one segment, as a part
-/// always holds them together. `None` when a part of many ranges cannot
-/// be told test by test (its time is not known range by range).
-pub fn per_test(held: &[Held<'_>], tests: u32) -> Option<Vec<(u32, u32, u64)>> {
+/// A split entry's parts (`held`) made segments for [`Profile::of_parts`],
+/// and whether every part was told test by test: a segment a test where
+/// a part's report told its tests' own times in the order of the
+/// runner's list and they are as many as its ranges hold of the entry's
+/// `tests` (placed as [`script`] places them); else each range of a part
+/// is one segment, the part's time spread over its ranges by the tests
+/// each holds (by their widths when that is not known) and taken as even
+/// over its tests until later runs' cuts tell more. With each test's
+/// time the next grouping knows where each slow test lies after one run
+/// (on itertools' `specializations.rs`, 56 tests of 10 ms to 2 s, eight
+/// parts of one run taken as even left shards expected level 1.4 apart).
+/// Tests placed at one position (more than [`WHOLE`] of them) make one
+/// segment, as a part always holds them together.
+pub fn per_test(held: &[Held<'_>], tests: u32) -> (Vec<(u32, u32, u64)>, bool) {
     let n = u64::from(tests);
     let place = |i: u64| place(i, n);
     // The tests a range holds: the first placed at or after its start, up
     // to the first placed at or after its end.
     let first = |pos: u32| first_at(pos, n);
     let mut out: Vec<(u32, u32, u64)> = Vec::new();
+    let mut by_test = true;
     for (ranges, ms, each) in held {
         let (ms, each) = (*ms, *each);
         let count: u64 = ranges.iter().map(|&(lo, hi)| first(hi) - first(lo)).sum();
         if n == 0 || each.is_empty() || count != each.len() as u64 {
-            match ranges.as_slice() {
-                &[(lo, hi)] => out.push((lo, hi, ms)),
-                _ => return None,
+            if n > 0 && !each.is_empty() {
+                // A test listed and not reported (one ignored, or filtered
+                // out by the command), or reported and not listed.
+                tracing::debug!(
+                    listed = count,
+                    reported = each.len(),
+                    "a part's report does not tell its tests one by one; learned as a whole"
+                );
             }
+            by_test = false;
+            out.extend(spread(ranges, ms, |lo, hi| match n {
+                0 => u64::from(hi - lo),
+                _ => first(hi) - first(lo),
+            }));
             continue;
         }
         // The times are in the list's order: so are the ranges walked.
@@ -423,7 +469,35 @@ pub fn per_test(held: &[Held<'_>], tests: u32) -> Option<Vec<(u32, u32, u64)>> {
             }
         }
     }
-    Some(out)
+    (out, by_test)
+}
+
+/// `ms` spread over `ranges` by what `weight` gives each (evenly where it
+/// gives none at all), as `(lo, hi, ms)` segments summing to `ms`.
+fn spread(
+    ranges: &[(u32, u32)],
+    ms: u64,
+    weight: impl Fn(u32, u32) -> u64,
+) -> Vec<(u32, u32, u64)> {
+    let weights: Vec<u64> = ranges.iter().map(|&(lo, hi)| weight(lo, hi)).collect();
+    let (total, even) = match weights.iter().sum::<u64>() {
+        0 => (ranges.len() as u64, true),
+        t => (t, false),
+    };
+    let mut given = 0;
+    let mut so_far = 0;
+    ranges
+        .iter()
+        .zip(&weights)
+        .map(|(&(lo, hi), &w)| {
+            so_far += if even { 1 } else { w };
+            // Cumulative, so that the segments' times sum to `ms` exactly.
+            let upto = ms * so_far / total.max(1);
+            let t = upto - given;
+            given = upto;
+            (lo, hi, t)
+        })
+        .collect()
 }
 
 /// The long entries `tested` (each with its profile, which tells each of

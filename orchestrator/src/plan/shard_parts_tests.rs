@@ -453,6 +453,31 @@ fn with_its_tests_counted_a_profile_holds_whole_tests_and_cuts_between_them() {
 }
 
 #[test]
+fn parts_cut_at_every_test_over_many_runs_do_not_make_a_profile_known_test_by_test() {
+    // Four tests (at 0, 250, 500, 750), learned part by part only (a
+    // Python file): runs whose parts were cut after the first, the
+    // second and the third test leave a boundary at every test.
+    let mut p = Profile::of_parts(vec![(0, 250, 10), (250, 1000, 30)], 4).unwrap();
+    for cut in [500, 750] {
+        p = p.told(&Profile::of_parts(vec![(0, cut, 20), (cut, 1000, 20)], 4).unwrap());
+    }
+    assert_eq!(p.segments().len(), 4);
+    // The times within were never learned one test at a time: not dealt.
+    assert_eq!((p.by_test(), p.said_by_test()), (false, Some(false)));
+    // Told by a run that learned each test's time, it is; and it stays so
+    // when a later run's parts are learned as wholes.
+    let each = [5, 5, 25, 5];
+    let held: Vec<Held<'_>> = vec![(vec![(0, 1000)], 40, &each[..])];
+    let q = p.told(&Profile::of_held(&held, 4).unwrap());
+    assert!(q.by_test());
+    let r = q.told(&Profile::of_parts(vec![(0, 500, 20), (500, 1000, 20)], 4).unwrap());
+    assert!(r.by_test());
+    // Kept by a swarm that did not say how: as its segments say.
+    let unsaid = Profile::new(p.segments().to_vec()).unwrap().counted(4);
+    assert_eq!((unsaid.by_test(), unsaid.said_by_test()), (true, None));
+}
+
+#[test]
 fn a_part_whose_report_tells_each_tests_time_makes_a_segment_a_test() {
     // 8 tests, placed at 0, 125, ..., 875; the sixth (at 625) slow. Two
     // parts, cut at 500: the first held tests 0-3, the second 4-7.
@@ -463,7 +488,8 @@ fn a_part_whose_report_tells_each_tests_time_makes_a_segment_a_test() {
             (vec![(500, 1000)], ms, second),
         ]
     };
-    let segments = per_test(&held(each[1], 930), 8).unwrap();
+    let (segments, by_test) = per_test(&held(each[1], 930), 8);
+    assert!(by_test);
     assert_eq!(segments.len(), 8);
     assert_eq!(segments[5], (625, 750, 900));
     let p = Profile::of_parts(segments, 8).unwrap();
@@ -476,14 +502,14 @@ fn a_part_whose_report_tells_each_tests_time_makes_a_segment_a_test() {
     assert_eq!(cuts(Some(&even), 970, &[0, 0]), [750]);
     // A part whose times are not as many as its range holds (a test
     // added since, a report cut short), or not known, stays one segment.
-    let segments = per_test(&held(&[10, 900, 10], 920), 8).unwrap();
-    assert_eq!(segments[4..], [(500, 1000, 920)]);
-    let segments = per_test(&held(&[], 930), 8).unwrap();
-    assert_eq!(segments[4..], [(500, 1000, 930)]);
+    let (segments, by_test) = per_test(&held(&[10, 900, 10], 920), 8);
+    assert_eq!((&segments[4..], by_test), (&[(500, 1000, 920)][..], false));
+    let (segments, by_test) = per_test(&held(&[], 930), 8);
+    assert_eq!((&segments[4..], by_test), (&[(500, 1000, 930)][..], false));
     // Unknown number of tests: the parts as they are.
     assert_eq!(
-        per_test(&held(each[1], 930), 0).unwrap(),
-        [(0, 500, 40), (500, 1000, 930)]
+        per_test(&held(each[1], 930), 0),
+        (vec![(0, 500, 40), (500, 1000, 930)], false)
     );
     // A part of two ranges (tests 0-1 and 6-7) tells its tests in the
     // list's order; without them it cannot be told range by range.
@@ -491,7 +517,7 @@ fn a_part_whose_report_tells_each_tests_time_makes_a_segment_a_test() {
         (vec![(0, 250), (750, 1000)], 40, &[10, 10, 10, 10]),
         (vec![(250, 750)], 930, &[10, 10, 10, 900]),
     ];
-    let mut segments = per_test(&held, 8).unwrap();
+    let (mut segments, _) = per_test(&held, 8);
     segments.sort_unstable();
     assert_eq!(segments.len(), 8);
     assert_eq!(segments[5], (625, 750, 900));
@@ -500,14 +526,25 @@ fn a_part_whose_report_tells_each_tests_time_makes_a_segment_a_test() {
         (vec![(750, 1000), (0, 250)], 40, &[1, 2, 3, 4]),
         (vec![(250, 750)], 930, &[10, 10, 10, 900]),
     ];
-    let mut again = per_test(&reversed, 8).unwrap();
+    let (mut again, _) = per_test(&reversed, 8);
     again.sort_unstable();
     assert_eq!((again[0], again[7]), ((0, 125, 1), (875, 1000, 4)));
+    // Without them (or with fewer than it holds: a listed test the
+    // report left out), its time is spread over its ranges by the tests
+    // each holds (two and two here), and the entry is not known test by
+    // test.
     let held: Vec<Held<'_>> = vec![
-        (vec![(0, 250), (750, 1000)], 40, &[]),
+        (vec![(0, 250), (750, 1000)], 40, &[10, 10, 10]),
         (vec![(250, 750)], 930, &[]),
     ];
-    assert_eq!(per_test(&held, 8), None);
+    let (mut segments, by_test) = per_test(&held, 8);
+    segments.sort_unstable();
+    assert_eq!(
+        (segments, by_test),
+        (vec![(0, 250, 20), (250, 750, 930), (750, 1000, 20)], false)
+    );
+    let profile = Profile::of_held(&held, 8).unwrap();
+    assert!(!profile.by_test());
 }
 
 #[test]
@@ -515,7 +552,7 @@ fn tests_placed_at_one_position_make_one_segment() {
     // 3,000 tests: three at each position. A part of positions 0-2
     // holds tests 0-5 (places 0, 0, 0, 1, 1, 1).
     let each: Vec<u64> = (1..=6).collect();
-    let segments = per_test(&[(vec![(0, 2)], 21, &each[..])], 3000).unwrap();
+    let (segments, _) = per_test(&[(vec![(0, 2)], 21, &each[..])], 3000);
     assert_eq!(segments, [(0, 1, 6), (1, 2, 15)]);
 }
 
@@ -524,9 +561,10 @@ fn a_profile_of_many_tests_keeps_its_slow_ones_apart_when_capped() {
     // 600 tests of 1 ms, the 300th slow: more segments than are kept.
     let mut each = vec![1u64; 600];
     each[300] = 2000;
-    let segments = per_test(&[(vec![(0, 1000)], 2599, &each[..])], 600).unwrap();
-    assert_eq!(segments.len(), 600);
-    let p = Profile::of_parts(segments, 600).unwrap();
+    let held: Vec<Held<'_>> = vec![(vec![(0, 1000)], 2599, &each[..])];
+    assert_eq!(per_test(&held, 600).0.len(), 600);
+    let p = Profile::of_held(&held, 600).unwrap();
+    assert!(p.by_test());
     assert!(p.segments().len() <= MAX_SEGMENTS);
     // The slow test is still a segment of its own: at 500 (300 * 1000 /
     // 600), up to the next test's place.
@@ -549,7 +587,7 @@ fn long_entries_whose_tests_are_known_are_dealt_test_by_test() {
     let tests = |ms: [u64; 5]| -> Option<Profile> {
         let each = ms.to_vec();
         let held: Vec<Held<'_>> = vec![(vec![(0, 1000)], ms.iter().sum(), &each)];
-        Profile::of_parts(per_test(&held, 5)?, 5)
+        Profile::of_held(&held, 5)
     };
     let profiles = vec![
         tests([1000, 100, 100, 100, 100]),
@@ -589,7 +627,7 @@ fn parts_of_many_ranges_run_each_listed_test_once_and_just_their_own() {
     // part holds several stretches of the list.
     let times: Vec<u64> = (0..10).map(|i| if i % 2 == 0 { 500 } else { 20 }).collect();
     let held: Vec<Held<'_>> = vec![(vec![(0, 1000)], times.iter().sum(), &times)];
-    let profile = Profile::of_parts(per_test(&held, 10).unwrap(), 10);
+    let profile = Profile::of_held(&held, 10);
     let groups = fill(
         &names(&["big.py", "a.py"]),
         &[2600, 100],

@@ -1070,12 +1070,11 @@ fn entry_times(
         }
     }
     // A profile only from parts that cover the entry: every shard of it
-    // succeeded and held one range.
+    // succeeded.
     let profiles = segments
         .into_iter()
         .filter_map(|((of, entry), seen, tests)| {
-            let parts = crate::plan::shard_parts::per_test(&seen?, tests)?;
-            let profile = crate::plan::shard_parts::Profile::of_parts(parts, tests)?;
+            let profile = crate::plan::shard_parts::Profile::of_held(&seen?, tests)?;
             Some((of.to_string(), entry.to_string(), profile))
         })
         .collect();
