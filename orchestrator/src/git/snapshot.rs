@@ -66,6 +66,9 @@ pub struct Snapshot {
     /// How many files had their content read: the others' stat data
     /// matched the index.
     pub hashed: usize,
+    /// How many of those were written as blobs: the others still held
+    /// their index entry's.
+    pub written: usize,
 }
 
 impl Snapshot {
@@ -280,6 +283,7 @@ fn take(
         withheld: Vec::new(),
         skipped: Vec::new(),
         hashed: 0,
+        written: 0,
         write_failed: None,
         largest: 0,
     };
@@ -296,6 +300,7 @@ fn take(
     let Builder {
         mut skipped,
         hashed,
+        written,
         write_failed,
         largest,
         mut withheld,
@@ -321,6 +326,7 @@ fn take(
                 skipped,
                 duration: started.elapsed(),
                 hashed,
+                written,
             };
             (snap, state)
         };
@@ -382,6 +388,7 @@ fn take(
         skipped,
         duration: started.elapsed(),
         hashed,
+        written,
     };
     Ok(Taken {
         snap,
@@ -463,6 +470,7 @@ pub fn leave_out(
         skipped,
         duration,
         hashed,
+        written,
         ..
     } = snap;
     if tree_id == base_tree.id() {
@@ -473,6 +481,7 @@ pub fn leave_out(
             skipped,
             duration,
             hashed,
+            written,
         });
     }
     let tree = repo.find_tree(tree_id).context(action)?;
@@ -495,6 +504,7 @@ pub fn leave_out(
         skipped,
         duration,
         hashed,
+        written,
     })
 }
 
@@ -575,6 +585,7 @@ struct Builder<'a> {
     withheld: Vec<Withheld>,
     skipped: Vec<SkippedFile>,
     hashed: usize,
+    written: usize,
     /// The first object the object database failed to write.
     write_failed: Option<git2::Error>,
     /// The size of the largest file stored.
@@ -725,8 +736,12 @@ impl Builder<'_> {
             );
             return;
         }
-        let (id, meta) = match self.store(rel, meta, mode) {
-            Ok(stored) => stored,
+        let known = self.entries.get(rel).map(|old| old.id);
+        let (id, meta) = match self.store(rel, meta, mode, known) {
+            Ok((id, meta, written)) => {
+                self.written += usize::from(written);
+                (id, meta)
+            }
             Err(Unstored::File(message)) => {
                 self.skip(rel, SkipReason::Unreadable { message });
                 return;
@@ -786,13 +801,25 @@ impl Builder<'_> {
 
     /// Writes the content of `rel` as a blob: the link's target for a
     /// symlink, the file's exact bytes (no attribute, filter or line-ending
-    /// conversion) otherwise. Returns the blob and the `fstat` of what was
-    /// read, which goes into the index.
+    /// conversion) otherwise. Returns the blob, the `fstat` of what was
+    /// read, which goes into the index, and whether it was written. A file read whole that still holds
+    /// `known` (its index entry's blob, which the repository has) is not
+    /// written again: as root, handing a worktree to the sandbox's user
+    /// and back changes every file's ctime, so every file of a sandboxed
+    /// task's worktree comes here, and libgit2 wrote each into a temporary
+    /// object before it found the object there already (on a 10,000-file
+    /// worktree, most of a writing task's snapshot).
     #[allow(
         clippy::disallowed_methods,
         reason = "readlink of a link the walk found: never followed"
     )]
-    fn store(&self, rel: &[u8], meta: &Metadata, mode: u32) -> Result<(Oid, Metadata), Unstored> {
+    fn store(
+        &self,
+        rel: &[u8],
+        meta: &Metadata,
+        mode: u32,
+        known: Option<Oid>,
+    ) -> Result<(Oid, Metadata, bool), Unstored> {
         let abs = scan::join(self.root, rel);
         if mode == MODE_SYMLINK {
             let target = std::fs::read_link(&abs).map_err(|e| e.to_string())?;
@@ -803,7 +830,7 @@ impl Builder<'_> {
                 .repo
                 .blob(target.as_os_str().as_bytes())
                 .map_err(Unstored::Write)?;
-            return Ok((id, meta.clone()));
+            return Ok((id, meta.clone(), true));
         }
         let file = scan::open_no_follow(&abs).map_err(|e| e.to_string())?;
         let meta = file.metadata().map_err(|e| e.to_string())?;
@@ -820,6 +847,10 @@ impl Builder<'_> {
             reader.read_to_end(&mut data).map_err(|e| e.to_string())?;
             if data.len() as u64 != size {
                 return Err("it shrank while it was being read".into());
+            }
+            if let Some(known) = known.filter(|&known| self.holds(known, &data)) {
+                // Nothing in it is new: nothing for the screen to find.
+                return Ok((known, meta, false));
             }
             self.screen_small(rel, &data, true)?;
             self.repo.blob(&data).map_err(Unstored::Write)?
@@ -864,7 +895,15 @@ impl Builder<'_> {
             }
             id
         };
-        Ok((id, meta))
+        Ok((id, meta, true))
+    }
+
+    /// Whether `data` is the blob `known` and the repository has it (a
+    /// hash in memory and a lookup, where writing it again compressed it
+    /// into a temporary file first).
+    fn holds(&self, known: Oid, data: &[u8]) -> bool {
+        Oid::hash_object(ObjectType::Blob, data).is_ok_and(|id| id == known)
+            && self.repo.odb().is_ok_and(|odb| odb.exists(known))
     }
 
     /// Refuses `data` (the content of `rel`, read whole) if it holds what

@@ -417,6 +417,38 @@ fn files_holding_screened_content_are_left_out_and_never_written() {
     }
 }
 
+/// Files whose stat data changed but not their content (as root, a
+/// worktree handed to the sandbox's user and back has every file's ctime
+/// changed) are read and hashed, and not written again; a file of the
+/// same size with other content is.
+#[test]
+fn files_whose_ctime_alone_changed_are_read_but_not_written_again() {
+    use std::os::unix::fs::PermissionsExt;
+    let files: Vec<(String, String)> = (0..20)
+        .map(|i| (format!("f/{i}.txt"), format!("{i:02}\n")))
+        .collect();
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let fx = Fixture::new(&files);
+    let wt = fx.worktree("ctime", &[]);
+    std::thread::sleep(Duration::from_millis(50));
+    // The same mode set again: only each file's ctime moves.
+    for (path, _) in &files {
+        let file = wt.path.join(path);
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    write(&wt, "f/3.txt", b"xx\n");
+    let snap = fx.snapshot(&wt, &[], 100 * MB);
+    assert_eq!(snap.changed, ["f/3.txt"]);
+    assert_eq!((snap.hashed, snap.written), (20, 1));
+    let files = fx.files(snap.commit);
+    assert_eq!(content(&files, "f/3.txt").unwrap(), b"xx\n");
+    assert_eq!(content(&files, "f/4.txt").unwrap(), b"04\n");
+}
+
 /// A state (setup's outputs, a scorer's copy) writes nothing into the
 /// repository's objects, and says what each changed path holds.
 #[test]

@@ -166,6 +166,7 @@ impl Executor for AdoptingExecutor {
             skipped: Vec::new(),
             duration: Duration::ZERO,
             hashed: 0,
+            written: 0,
         };
         self.ready.push_back(ExecEvent::AttemptFinished {
             task: i,

@@ -496,6 +496,7 @@ impl SlurmExecutor {
                         skipped: record.skipped_files.clone(),
                         duration: Duration::from_millis(record.snapshot_ms.unwrap_or(0)),
                         hashed: 0,
+                        written: 0,
                     },
                     git_ref,
                 ))
