@@ -269,6 +269,22 @@ fn bench_pertask_sh_runs_in_smoke_mode() {
 }
 
 #[test]
+fn bench_bigwrite_sh_runs_in_smoke_mode() {
+    let smoke = Smoke::new();
+    if !smoke.sandbox_available() {
+        return;
+    }
+    // The script itself fails if a run merged another tree than its
+    // script by hand.
+    let run = smoke.run(
+        "bench/bigwrite.sh",
+        smoke.command("bash", &["bench/bigwrite.sh"]),
+    );
+    insta::assert_snapshot!(outline(&run.stdout), @"## 31. Writing tasks on a large repository, sandboxed");
+    assert_tables_have_figures(&run.stdout);
+}
+
+#[test]
 fn bench_spawn_sh_runs_in_smoke_mode() {
     let smoke = Smoke::new();
     if !smoke.sandbox_available() {
