@@ -757,7 +757,7 @@ impl Accounted {
         let mut matched = false;
         for case in cases {
             if let Some(at) = index.of(case) {
-                of_entry[at] += case.time_ms;
+                of_entry[at] = of_entry[at].saturating_add(case.time_ms);
                 counts[at] = counts[at].saturating_add(1);
                 named[at].push((case.name.as_str(), case.time_ms));
                 matched = true;

@@ -47,8 +47,9 @@ const MODE_EXECUTABLE: u32 = 0o100_755;
 const MODE_SYMLINK: u32 = 0o120_000;
 const MODE_GITLINK: u32 = 0o160_000;
 
-/// Files up to this size are read into memory in one go (so that libgit2
-/// can skip writing an object it already has); larger ones are streamed.
+/// Files up to this size are read into memory in one go (so that one
+/// holding its index entry's blob is only hashed, see `Builder::store`);
+/// larger ones are streamed.
 const SMALL_FILE: u64 = 256 << 10;
 
 /// The commit a worktree was snapshotted into.
@@ -66,8 +67,9 @@ pub struct Snapshot {
     /// How many files had their content read: the others' stat data
     /// matched the index.
     pub hashed: usize,
-    /// How many of those were written as blobs: the others still held
-    /// their index entry's.
+    /// How many of those were handed to the object database to write
+    /// (one it has already is not written again): the others, read whole,
+    /// still held their index entry's blob.
     pub written: usize,
 }
 

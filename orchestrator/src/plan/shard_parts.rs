@@ -360,13 +360,17 @@ impl Profile {
             0 => self.1,
             n => n,
         };
-        // Test by test if either was: each test's segment is kept (what
-        // the newer's parts took spread by the older's tests' times).
+        // Test by test if the newer was, or the older was and its tests
+        // are still placed where they were (as many of them): each test's
+        // segment is kept, what the newer's parts took spread by the older's
+        // tests' times. One kept by a swarm that did not say is not taken
+        // for it: its next run learned test by test says so again.
+        let same_list = newer.1 == 0 || newer.1 == self.1;
         let by_test = match (self.2, newer.2) {
-            (Some(true), _) | (_, Some(true)) => Some(true),
-            (Some(false), Some(false)) => Some(false),
-            // Kept by a swarm that did not say: as its segments say.
-            _ => Some(self.by_test() || newer.by_test()),
+            (_, Some(true)) => Some(true),
+            (Some(true), _) if same_list => Some(true),
+            (None, None) => None,
+            _ => Some(false),
         };
         Profile::new(out)
             .map(|p| Profile(p.0, tests, by_test))
@@ -491,8 +495,9 @@ fn spread(
         .zip(&weights)
         .map(|(&(lo, hi), &w)| {
             so_far += if even { 1 } else { w };
-            // Cumulative, so that the segments' times sum to `ms` exactly.
-            let upto = ms * so_far / total.max(1);
+            // Cumulative, so that the segments' times sum to `ms` exactly
+            // (wide: a report's time may be anything up to `u64::MAX`).
+            let upto = (u128::from(ms) * u128::from(so_far) / u128::from(total.max(1))) as u64;
             let t = upto - given;
             given = upto;
             (lo, hi, t)

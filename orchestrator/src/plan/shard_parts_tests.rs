@@ -472,9 +472,23 @@ fn parts_cut_at_every_test_over_many_runs_do_not_make_a_profile_known_test_by_te
     assert!(q.by_test());
     let r = q.told(&Profile::of_parts(vec![(0, 500, 20), (500, 1000, 20)], 4).unwrap());
     assert!(r.by_test());
-    // Kept by a swarm that did not say how: as its segments say.
+    // Kept by a swarm that did not say how: as its segments say, until a
+    // run tells it by parts (it may have been learned so all along).
     let unsaid = Profile::new(p.segments().to_vec()).unwrap().counted(4);
     assert_eq!((unsaid.by_test(), unsaid.said_by_test()), (true, None));
+    let parts = Profile::of_parts(vec![(0, 500, 20), (500, 1000, 20)], 4).unwrap();
+    assert!(!unsaid.told(&parts).by_test());
+    // Its tests no longer where they were (five now): told by parts, not
+    // known test by test any more.
+    let five = Profile::of_parts(vec![(0, 600, 20), (600, 1000, 20)], 5).unwrap();
+    assert!(!q.told(&five).by_test());
+    // A report's absurd time spread without overflowing.
+    let huge: Vec<Held<'_>> = vec![(vec![(0, 500), (500, 1000)], u64::MAX, &[1])];
+    let (segments, _) = per_test(&huge, 4);
+    assert_eq!(
+        segments.iter().map(|s| u128::from(s.2)).sum::<u128>(),
+        u128::from(u64::MAX)
+    );
 }
 
 #[test]

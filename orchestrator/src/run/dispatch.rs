@@ -1023,9 +1023,9 @@ fn entry_times(
     let mut at: std::collections::HashMap<(&str, &str), usize> = Default::default();
     // Each split entry's parts' times by their ranges, with their tests'
     // own times in the order of the runner's list; `None` once a part
-    // without a report was seen (and no profile either when a part of
-    // many ranges cannot be told test by test: `per_test`).
-    // Beside them, how many tests their reports held (the parts' summed).
+    // without a report was seen (a part whose tests cannot be told one by
+    // one is learned as a whole: `per_test`). Beside them, how many tests
+    // their reports held (the parts' summed).
     type Segments<'a> = Option<Vec<crate::plan::shard_parts::Held<'a>>>;
     let mut segments: Vec<((&str, &str), Segments, u32)> = Vec::new();
     for (of, entries, accounted) in &shards {
