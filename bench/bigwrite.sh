@@ -32,22 +32,8 @@ cd "$ROOT"
 ensure_swarm
 OUT=$(bench_out BENCHMARKS.md)
 
-DISK=$(mktemp -d "${TMPDIR:-/tmp}/swarm-bench-bigwrite.XXXXXX")
-MOUNTED=
-if [ -n "${TMPFS:-}" ]; then
-  WORK=$(mktemp -d "$TMPFS/swarm-bench-bigwrite.XXXXXX")
-elif [ "$(id -u)" = 0 ] && mkdir -p "$DISK/tmpfs" && mount -t tmpfs -o size=4g tmpfs "$DISK/tmpfs" 2>/dev/null; then
-  WORK=$DISK/tmpfs
-  MOUNTED=$WORK
-else
-  WORK=$DISK
-fi
-cleanup() {
-  if [ -n "$MOUNTED" ]; then umount "$MOUNTED" 2>/dev/null || true; fi
-  rm -rf "$DISK"
-  if [ -n "${TMPFS:-}" ]; then rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
+work_dirs bigwrite
+WORK=$FAST
 FS=$(df -T "$WORK" | awk 'NR == 2 { print $2 }')
 hermetic_git "$WORK"
 

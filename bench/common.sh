@@ -50,6 +50,31 @@ ensure_swarm() {
   case $SWARM in /*) ;; *) SWARM=$(cd "$(dirname "$SWARM")" && pwd)/$(basename "$SWARM") ;; esac
 }
 
+# work_dirs NAME: DISK, a new directory on the disk, and FAST, one on a
+# tmpfs that is not /dev/shm (a sandboxed task gets a private /dev/shm,
+# which would hide what is there): TMPFS=DIR names one; as root one is
+# mounted (and unmounted at exit); else FAST is on the disk too. Both are
+# removed at exit.
+work_dirs() {
+  DISK=$(mktemp -d "${TMPDIR:-/tmp}/swarm-bench-$1.XXXXXX")
+  MOUNTED=
+  if [ -n "${TMPFS:-}" ]; then
+    FAST=$(mktemp -d "$TMPFS/swarm-bench-$1.XXXXXX")
+  elif [ "$(id -u)" = 0 ] && mkdir -p "$DISK/tmpfs" && mount -t tmpfs -o size=4g tmpfs "$DISK/tmpfs" 2>/dev/null; then
+    FAST=$DISK/tmpfs
+    MOUNTED=$FAST
+  else
+    FAST=$DISK/fast
+    mkdir -p "$FAST"
+  fi
+  trap work_dirs_gone EXIT
+}
+work_dirs_gone() {
+  if [ -n "$MOUNTED" ]; then umount "$MOUNTED" 2>/dev/null || true; fi
+  rm -rf "$DISK"
+  if [ -n "${TMPFS:-}" ]; then rm -rf "$FAST"; fi
+}
+
 # hermetic_git DIR: HOME in DIR/home, no user or system git configuration,
 # a fixed identity.
 hermetic_git() {

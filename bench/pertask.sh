@@ -28,23 +28,7 @@ NPROC=${NPROC:-2}
 cd "$ROOT"
 ensure_swarm
 
-DISK=$(mktemp -d "${TMPDIR:-/tmp}/swarm-bench-pertask.XXXXXX")
-MOUNTED=
-if [ -n "${TMPFS:-}" ]; then
-  FAST=$(mktemp -d "$TMPFS/swarm-bench-pertask.XXXXXX")
-elif [ "$(id -u)" = 0 ] && mkdir -p "$DISK/tmpfs" && mount -t tmpfs -o size=4g tmpfs "$DISK/tmpfs" 2>/dev/null; then
-  FAST=$DISK/tmpfs
-  MOUNTED=$FAST
-else
-  FAST=$DISK/fast
-  mkdir -p "$FAST"
-fi
-cleanup() {
-  if [ -n "$MOUNTED" ]; then umount "$MOUNTED" 2>/dev/null || true; fi
-  rm -rf "$DISK"
-  if [ -n "${TMPFS:-}" ]; then rm -rf "$FAST"; fi
-}
-trap cleanup EXIT
+work_dirs pertask
 FAST_FS=$(df -T "$FAST" | awk 'NR == 2 { print $2 }')
 DISK_FS=$(df -T "$DISK" | awk 'NR == 2 { print $2 }')
 

@@ -21,6 +21,17 @@ struct Worktree {
 }
 
 impl Fixture {
+    /// A repository of `n` files `f/<i>.txt`, each holding `text(i)`.
+    fn numbered(n: usize, text: impl Fn(usize) -> String) -> Self {
+        let files: Vec<(String, String)> =
+            (0..n).map(|i| (format!("f/{i}.txt"), text(i))).collect();
+        let files: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_str()))
+            .collect();
+        Self::new(&files)
+    }
+
     fn new(files: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (repo, base) = super::super::test_repo::with_files(dir.path(), files);
@@ -247,14 +258,7 @@ fn deletions_count_only_within_scope() {
 
 #[test]
 fn files_whose_stat_matches_the_index_are_not_read() {
-    let files: Vec<(String, String)> = (0..50)
-        .map(|i| (format!("f/{i}.txt"), format!("{i}\n")))
-        .collect();
-    let files: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_str()))
-        .collect();
-    let fx = Fixture::new(&files);
+    let fx = Fixture::numbered(50, |i| format!("{i}\n"));
     let wt = fx.worktree("stat", &[]);
     // Past the clock tick of the checkout, so its entries are not racy
     // once the first snapshot has written the index.
@@ -424,19 +428,12 @@ fn files_holding_screened_content_are_left_out_and_never_written() {
 #[test]
 fn files_whose_ctime_alone_changed_are_read_but_not_written_again() {
     use std::os::unix::fs::PermissionsExt;
-    let files: Vec<(String, String)> = (0..20)
-        .map(|i| (format!("f/{i}.txt"), format!("{i:02}\n")))
-        .collect();
-    let files: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_str()))
-        .collect();
-    let fx = Fixture::new(&files);
+    let fx = Fixture::numbered(20, |i| format!("{i:02}\n"));
     let wt = fx.worktree("ctime", &[]);
     std::thread::sleep(Duration::from_millis(50));
     // The same mode set again: only each file's ctime moves.
-    for (path, _) in &files {
-        let file = wt.path.join(path);
+    for i in 0..20 {
+        let file = wt.path.join(format!("f/{i}.txt"));
         let mode = std::fs::metadata(&file).unwrap().permissions().mode();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
     }
