@@ -12,6 +12,7 @@
 
 mod cache;
 mod confine;
+pub mod idmap;
 pub mod launcher;
 mod loopback;
 mod mount_api;

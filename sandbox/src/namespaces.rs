@@ -263,6 +263,9 @@ pub(crate) struct TaskMounts {
     /// go out on. The worker gets a network namespace of its own instead
     /// of the run's.
     pub gateway: Option<(crate::policy::GatewayPorts, RawFd)>,
+    /// Idmapped copies of the task's own paths (`Policy::idmapped`) not
+    /// taken by its template's mounts: for a root built whole.
+    pub trees: Vec<(std::path::PathBuf, std::os::fd::OwnedFd)>,
 }
 
 /// Runs in the worker's init process, inside its new mount and PID
@@ -301,7 +304,7 @@ pub(crate) fn isolate_task(mounts: &TaskMounts, cell: Option<Ahead>) -> Result<b
         }
         (Some(task), Some(_)) => crate::template::enter_in_cell(task, knobs)?,
         (Some(task), None) => crate::template::enter(task, knobs)?,
-        (None, _) => crate::view::build(&mounts.view, knobs)?,
+        (None, _) => crate::view::build(&mounts.view, &mounts.trees, knobs)?,
     }
     if let Some((ports, handoff)) = mounts.gateway {
         crate::loopback::listen_and_hand_over(ports, handoff)

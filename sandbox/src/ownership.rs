@@ -44,6 +44,52 @@ pub fn take_back_within(root: &Path, most: usize) -> Result<bool, OwnershipError
     )
 }
 
+/// Clears the set-user-ID and set-group-ID bits of whatever holds one in
+/// the tree at `root` (links not followed, only real directories entered);
+/// how many it cleared. For a tree shown to a worker through an idmapped
+/// copy ([`crate::idmap`]), where what the worker made is root's on disk
+/// and no take-back clears the bits: the second wall behind the seccomp
+/// rule that forbids setting them. A walk of `lstat`s: nothing changes,
+/// not even a ctime, where no bit is set.
+pub fn clear_privilege_bits(root: &Path) -> Result<usize, OwnershipError> {
+    use std::os::unix::fs::PermissionsExt;
+    let fail = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| OwnershipError { path, source }
+    };
+    const BITS: u32 = libc::S_ISUID | libc::S_ISGID;
+    let mut cleared = 0;
+    let mut dirs = vec![root.to_path_buf()];
+    let clear = |path: &Path, meta: &std::fs::Metadata| -> Result<bool, OwnershipError> {
+        let mode = meta.permissions().mode();
+        if meta.file_type().is_symlink() || mode & BITS == 0 {
+            return Ok(false);
+        }
+        // Not a link (just looked at, and nothing of the task runs to
+        // change it): `chmod` reaches the entry itself.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & !BITS & 0o7777))
+            .map_err(fail(path))?;
+        Ok(true)
+    };
+    match root.symlink_metadata() {
+        Ok(meta) => cleared += usize::from(clear(root, &meta)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(fail(root)(e)),
+    }
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(fail(&dir))? {
+            let entry = entry.map_err(fail(&dir))?;
+            let path = entry.path();
+            let meta = path.symlink_metadata().map_err(fail(&path))?;
+            cleared += usize::from(clear(&path, &meta)?);
+            if meta.is_dir() {
+                dirs.push(path);
+            }
+        }
+    }
+    Ok(cleared)
+}
+
 /// Re-owns `root` and at most `most` entries below it; whether that was
 /// all of them.
 fn chown_tree(root: &Path, uid: u32, gid: u32, most: usize) -> Result<bool, OwnershipError> {
@@ -87,6 +133,28 @@ fn chown_tree(root: &Path, uid: u32, gid: u32, most: usize) -> Result<bool, Owne
 mod tests {
     use super::*;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    #[test]
+    fn privilege_bits_are_cleared_in_a_tree_and_nothing_else_is_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("tree");
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        let (suid, plain) = (root.join("a/suid"), root.join("plain"));
+        std::fs::write(&suid, "x").unwrap();
+        std::fs::write(&plain, "x").unwrap();
+        std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o6755)).unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, "x").unwrap();
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+        let before = std::fs::metadata(&plain).unwrap().ctime_nsec();
+        assert_eq!(clear_privilege_bits(&root).unwrap(), 1);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&suid), 0o755);
+        // Not through the link, and the rest left as it was.
+        assert_eq!(mode(&outside), 0o4755);
+        assert_eq!(std::fs::metadata(&plain).unwrap().ctime_nsec(), before);
+    }
 
     #[test]
     fn trees_change_hands_without_following_links() {

@@ -146,6 +146,13 @@ pub struct Policy {
     /// it they are not shown at all (the caller copies instead).
     #[serde(default)]
     pub overlays: Vec<Overlay>,
+    /// `read_write` paths the worker is shown through an idmapped copy
+    /// ([`crate::idmap`]) that the launcher's client makes for each start,
+    /// in place of a copy the launcher makes: files root owns on disk are
+    /// the worker's identity's there, and what it makes is root's on disk.
+    /// Set only where the caller does not hand the path over.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub idmapped: Vec<PathBuf>,
 }
 
 /// A directory shown at `target` as an overlay file system: `lower`
@@ -266,6 +273,7 @@ impl Policy {
             gateway_handoff: None,
             run_wide: Vec::new(),
             overlays: Vec::new(),
+            idmapped: Vec::new(),
         }
     }
 }

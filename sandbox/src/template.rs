@@ -180,7 +180,11 @@ impl Templates {
     /// The worker's part of its root for `plan`, over a template built
     /// now if none holds what `plan` shares; `None` where the root must be
     /// built whole (see the module's documentation).
-    pub fn view(&mut self, plan: &Plan) -> Result<Option<TaskView>, String> {
+    pub fn view(
+        &mut self,
+        plan: &Plan,
+        trees: &mut Vec<(std::path::PathBuf, OwnedFd)>,
+    ) -> Result<Option<TaskView>, String> {
         if self.unsupported {
             return Ok(None);
         }
@@ -210,6 +214,23 @@ impl Templates {
                         ));
                     }
                 },
+                // An idmapped copy made for it is taken instead
+                // (`crate::idmap`).
+                What::Bind {
+                    source,
+                    dir,
+                    access,
+                } if trees.iter().any(|(path, _)| path == source) => {
+                    let at = trees.iter().position(|(path, _)| path == source);
+                    match at.map(|at| trees.swap_remove(at).1) {
+                        Some(tree) => Kind::Tree {
+                            tree,
+                            dir: *dir,
+                            access: *access,
+                        },
+                        None => return Err("build the worker's file system: a copy went".into()),
+                    }
+                }
                 What::Bind {
                     source,
                     dir,

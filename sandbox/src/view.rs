@@ -390,6 +390,7 @@ pub(crate) fn settle(at: &Path, access: Access) -> Result<(), String> {
 /// mounted read-write (to set its knobs); it is read-only afterwards.
 pub(crate) fn build(
     plan: &Plan,
+    trees: &[(PathBuf, std::os::fd::OwnedFd)],
     proc: impl FnOnce(&Path) -> Result<(), String>,
 ) -> Result<(), String> {
     let fail = |e: String| format!("build the worker's file system: {e}");
@@ -450,14 +451,19 @@ pub(crate) fn build(
         };
         let at = under(new_root, &entry.target);
         dirs.mount_point(&at, *dir).map_err(fail)?;
-        mount(
-            Some(&under(OLD_ROOT, source)),
-            &at,
-            None,
-            libc::MS_BIND | libc::MS_REC,
-            None,
-        )
-        .map_err(fail)?;
+        // An idmapped copy made for it is moved in instead (`crate::idmap`).
+        match trees.iter().find(|(path, _)| path == source) {
+            Some((_, tree)) => crate::mount_api::move_mount(tree, &at)
+                .map_err(|e| fail(format!("mount {}: {e}", at.display())))?,
+            None => mount(
+                Some(&under(OLD_ROOT, source)),
+                &at,
+                None,
+                libc::MS_BIND | libc::MS_REC,
+                None,
+            )
+            .map_err(fail)?,
+        }
         settle(&at, *access).map_err(fail)?;
     }
     // Overlays go on the directories bound above (a worktree's).

@@ -204,6 +204,45 @@ fn files_no_task_changed_keep_their_modification_times_in_a_warm_worktree() {
     assert!(times.windows(2).all(|t| t[0] == t[1]), "{times:?}");
 }
 
+/// As root, a sandboxed task's worktree is shown to it through an
+/// idmapped copy (where the kernel and file system take one): it owns its
+/// files there and changes them, while on disk every file stays root's
+/// and one it did not touch keeps its ctime (nothing handed over and
+/// back).
+#[test]
+fn a_worktree_shown_idmapped_stays_roots_on_disk_and_keeps_its_ctimes() {
+    use std::os::unix::fs::MetadataExt;
+    let repo = TestRepo::new();
+    if !nix::unistd::geteuid().is_root() || !crate::sandbox::sandbox_available(&repo) {
+        return;
+    }
+    repo.write("kept.txt", "kept\n");
+    repo.write("edited.txt", "A\n");
+    repo.commit_all("two files");
+    let plan = repo.plan(
+        "i.toml",
+        "[[task]]\nid = \"t\"\nrun = '''\nstat -c '%u %g' edited.txt >&2\n\
+         echo B >> edited.txt && echo new > made.txt\n'''\n",
+    );
+    // A first run makes the warm worktree; the second is the one looked at.
+    repo.run_plan(&plan, &["--name", "one"]).assert_code(0);
+    let home = repo.worktree_home().join(".warm/t");
+    let ctime = |name: &str| {
+        let meta = std::fs::symlink_metadata(home.join(name)).unwrap();
+        (meta.ctime(), meta.ctime_nsec())
+    };
+    let before = ctime("kept.txt");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    repo.run_plan(&plan, &["--name", "two"]).assert_code(0);
+    assert_eq!(log(&repo, "two", "t").trim(), "65534 65534");
+    assert_eq!(repo.git(&["show", "swarm/two:edited.txt"]), "A\nB");
+    for name in ["kept.txt", "edited.txt", "made.txt"] {
+        let meta = std::fs::symlink_metadata(home.join(name)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (0, 0), "{name} on disk");
+    }
+    assert_eq!(ctime("kept.txt"), before, "a file the task did not touch");
+}
+
 /// A task that replaces a tracked directory by a link to a directory
 /// outside, holding a file of the tracked one's name and content: the next
 /// run's refresh and reset, as root, neither take that file for the

@@ -157,6 +157,11 @@ struct Inner {
     max_message: usize,
     /// The launcher's pid (while it runs: it is our child until reaped).
     pid: Option<u32>,
+    /// How a sandboxed worker is shown what it may change without a
+    /// hand-over (as root, with the namespace layer; see [`crate::idmap`]),
+    /// and which file systems (by device) take it.
+    idmap: Option<crate::idmap::IdMap>,
+    idmaps: std::sync::Mutex<std::collections::HashMap<u64, bool>>,
     // Kept so the launcher is reaped (and killed if still there) with us.
     process: tokio::process::Child,
 }
@@ -283,6 +288,12 @@ impl Launcher {
             }
             None => return Err(LaunchError::Gone),
         };
+        // Only where workers switch identity and their roots are built of
+        // detached trees (the namespace layer).
+        let idmap = (mode != Mode::Unconfined && degraded.is_none())
+            .then(crate::policy::worker_identity)
+            .flatten()
+            .and_then(|owner| crate::idmap::IdMap::new(owner).ok());
         let inner = Arc::new(Inner {
             sock: Arc::new(sock),
             next_id: AtomicU64::new(1),
@@ -291,6 +302,8 @@ impl Launcher {
             degraded,
             max_message,
             pid: process.id(),
+            idmap,
+            idmaps: Default::default(),
             process,
         });
         tokio::spawn(read_replies(
@@ -312,6 +325,25 @@ impl Launcher {
     /// [`UnconfinedRequest::cgroups`] for joining one per command instead).
     pub fn pid(&self) -> Option<u32> {
         self.inner.pid
+    }
+
+    /// Whether a worker can be shown `path` through an idmapped copy
+    /// ([`Policy::idmapped`]) instead of having it handed over: as root,
+    /// with the namespace layer, on a file system that takes it (tried
+    /// once per file system and run).
+    pub fn idmaps(&self, path: &Path) -> bool {
+        let Some(map) = &self.inner.idmap else {
+            return false;
+        };
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            return false;
+        };
+        let Ok(mut known) = self.inner.idmaps.lock() else {
+            return false;
+        };
+        *known
+            .entry(std::os::unix::fs::MetadataExt::dev(&meta))
+            .or_insert_with(|| map.tree(path).is_ok())
     }
 
     /// Starts a worker. Returns once the request is sent; confinement
@@ -337,6 +369,23 @@ impl Launcher {
         if let Some(fd) = policy.gateway_handoff {
             fds.push(duplicate(fd)?);
             targets.push(super::GATEWAY_HANDOFF);
+            if fds.len() > MAX_FDS {
+                return Err(LaunchError::TooManyFds);
+            }
+        }
+        // A fresh copy for each start: a detached tree is attached once.
+        for path in &policy.idmapped {
+            let map = self.inner.idmap.as_ref().ok_or_else(|| {
+                LaunchError::Refused(format!(
+                    "show {} through an idmapped copy: this launcher makes none",
+                    path.display()
+                ))
+            })?;
+            let tree = map
+                .tree(path)
+                .map_err(|e| LaunchError::Refused(format!("failed to {e}")))?;
+            fds.push(tree);
+            targets.push(super::IDMAPPED_TREE);
             if fds.len() > MAX_FDS {
                 return Err(LaunchError::TooManyFds);
             }

@@ -86,6 +86,10 @@ const JOIN_CGROUP: i32 = -1;
 /// its gateway listener over on (`Policy::gateway_handoff`).
 const GATEWAY_HANDOFF: i32 = -2;
 
+/// The target of a passed fd that is an idmapped copy of a tree, one for
+/// each of `Policy::idmapped` in order (see [`crate::idmap`]).
+const IDMAPPED_TREE: i32 = -3;
+
 /// Most fds one request may carry.
 const MAX_FDS: usize = 16;
 

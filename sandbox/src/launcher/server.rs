@@ -909,6 +909,7 @@ impl Server {
         }
         let env = own_env(env)?;
         let cwd = cstring(cwd.as_os_str().as_bytes())?;
+        let (mut trees, targets, fds) = idmapped_trees(&policy, targets, fds)?;
         self.system.note_run_wide(&policy.run_wide);
         let ahead = self.rulesets.take();
         let (ruleset, shared) =
@@ -956,13 +957,21 @@ impl Server {
             .as_ref()
             .map(|_| crate::view::plan(&policy, true, &mut self.system));
         let template = match &view {
-            Some(view) => self.templates.view(view)?,
+            Some(view) => self.templates.view(view, &mut trees)?,
             None => None,
         };
+        if self.base.is_none() && !trees.is_empty() {
+            return Err(
+                "show the worker its idmapped copies: that needs the namespace layer \
+                 (user namespaces), which is off here"
+                    .into(),
+            );
+        }
         let mounts = self.base.as_ref().zip(view).map(|(base, view)| TaskMounts {
             gateway,
             view,
             template,
+            trees,
             // The kernel allocates pids from 300 up once they wrap, and
             // refuses a pid_max under 301: this bound lets the worker have
             // at least `processes` at once and never more than 300 beyond.
@@ -1402,6 +1411,36 @@ fn unconfined_env(
     }
     out.extend(own_env(env)?.into_iter().map(Rc::from));
     Ok(out)
+}
+
+/// The idmapped copies among a start's fds (target `IDMAPPED_TREE`), each
+/// with its path of `Policy::idmapped`, and the rest of its fds and
+/// targets.
+#[allow(clippy::type_complexity, reason = "three lists taken apart at once")]
+fn idmapped_trees(
+    policy: &Policy,
+    targets: Vec<i32>,
+    fds: Vec<OwnedFd>,
+) -> Result<(Vec<(std::path::PathBuf, OwnedFd)>, Vec<i32>, Vec<OwnedFd>), String> {
+    let (mut trees, mut rest_targets, mut rest_fds) = (Vec::new(), Vec::new(), Vec::new());
+    for (target, fd) in targets.into_iter().zip(fds) {
+        match target == super::IDMAPPED_TREE {
+            true => trees.push(fd),
+            false => {
+                rest_targets.push(target);
+                rest_fds.push(fd);
+            }
+        }
+    }
+    if trees.len() != policy.idmapped.len() {
+        return Err(format!(
+            "receive the worker's idmapped copies ({} of {})",
+            trees.len(),
+            policy.idmapped.len()
+        ));
+    }
+    let trees = policy.idmapped.iter().cloned().zip(trees).collect();
+    Ok((trees, rest_targets, rest_fds))
 }
 
 /// A command's own variables, ready for `execve`, in their order. A later

@@ -154,6 +154,13 @@ pub(crate) async fn run_attempt(
         egress,
         ..
     } = setup;
+    // What it was shown through idmapped copies: its files stay root's on
+    // disk, so no take-back clears a privilege bit there (see below).
+    let shown: Vec<PathBuf> = spec
+        .sandbox
+        .as_ref()
+        .map(|s| s.policy.idmapped.clone())
+        .unwrap_or_default();
     // A worktree of its own (not a shared read-only checkout): what an
     // unconfined scorer's checkout is made from.
     let own = (task.isolation == Isolation::Worktree).then_some((base, git_dir));
@@ -171,6 +178,9 @@ pub(crate) async fn run_attempt(
     .await;
     if let Err(e) = take_back(owned, tmp.path()).await {
         tracing::warn!(task = %task.id, error = %e, "failed to take the task's files back");
+    }
+    if let Err(e) = clear_privilege_bits(shown).await {
+        tracing::warn!(task = %task.id, error = %e, "failed to clear privilege bits in the task's files");
     }
     // Marked by `conclude`, after its own checks (a refused subtask
     // request, files outside the task's paths fail the attempt too).
@@ -261,7 +271,7 @@ impl Setup {
         let tmpdir = kept.as_ref().map_or(tmp.path(), TaskDir::path);
         let mut env = attempt_env(ctx, task, attempt, base, tmp.path(), tmpdir);
         let cgroup = task_cgroup(ctx, task, attempt);
-        let sandbox = match &ctx.sandbox {
+        let mut sandbox = match &ctx.sandbox {
             None => None,
             Some(settings) => {
                 let confined = Confined {
@@ -306,11 +316,21 @@ impl Setup {
             Payload::Wasm(_) | Payload::Agent(_) => String::new(),
         };
         // As root, workers run as an unprivileged user, which must own what
-        // they may change, and only while they run.
-        let owned: Vec<PathBuf> = match (&sandbox, swarm_sandbox::worker_identity()) {
-            (Some(_), Some(_)) => std::iter::once(tmp.path().to_path_buf())
-                .chain((task.isolation == Isolation::Worktree).then(|| workdir.to_path_buf()))
-                .collect(),
+        // they may change, and only while they run. Its worktree is shown
+        // to it through an idmapped copy instead where the file system
+        // takes one (no `chown` of every file, twice, and every ctime left
+        // as it was: see `swarm_sandbox::idmap`).
+        let owned: Vec<PathBuf> = match (&mut sandbox, swarm_sandbox::worker_identity()) {
+            (Some(sandboxed), Some(_)) => {
+                let shown =
+                    task.isolation == Isolation::Worktree && show_idmapped(sandboxed, workdir);
+                std::iter::once(tmp.path().to_path_buf())
+                    .chain(
+                        (task.isolation == Isolation::Worktree && !shown)
+                            .then(|| workdir.to_path_buf()),
+                    )
+                    .collect()
+            }
             _ => Vec::new(),
         };
         // An unconfined command without a cgroup of its own joins the run's:
@@ -377,6 +397,34 @@ impl Setup {
             .map_err(|e| format!("failed to {e}"))?;
         change_owners(rest, true).await
     }
+}
+
+/// Marks the paths of `sandboxed`'s policy that it may change within
+/// `workdir` to be shown through idmapped copies, if its launcher can
+/// make them there; whether it did (else `workdir` is handed over).
+fn show_idmapped(sandboxed: &mut swarm_worker::Sandboxed, workdir: &std::path::Path) -> bool {
+    // One an attempt left handed over (a coordinator killed mid-task, an
+    // older swarm) holds files the copy would show as no one's: handed
+    // over and taken back once more, which makes them root's again.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the owner of the worktree's own directory, not followed"
+    )]
+    let roots = std::fs::symlink_metadata(workdir)
+        .is_ok_and(|meta| std::os::unix::fs::MetadataExt::uid(&meta) == 0);
+    if !roots || !sandboxed.launcher.idmaps(workdir) {
+        return false;
+    }
+    let policy = &mut sandboxed.policy;
+    // Not an overlay's layers (their own place, handed over) nor anything
+    // outside the worktree.
+    policy.idmapped = policy
+        .read_write
+        .iter()
+        .filter(|path| path.starts_with(workdir))
+        .cloned()
+        .collect();
+    !policy.idmapped.is_empty()
 }
 
 /// Where `phase` of `task` has its private tmp (and HOME): the task's
@@ -982,6 +1030,23 @@ async fn take_back(paths: Vec<PathBuf>, tmp: &std::path::Path) -> Result<(), Str
         })
         .collect();
     change_owners(rest, false).await
+}
+
+/// Clears any set-user-ID or set-group-ID bit in `paths` (shown to the
+/// task through idmapped copies, root's on disk), off the async threads
+/// (a walk of the worktree): what a take-back does for a tree handed over.
+async fn clear_privilege_bits(paths: Vec<PathBuf>) -> Result<(), String> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    tokio::task::spawn_blocking(move || {
+        paths
+            .iter()
+            .try_for_each(|p| swarm_sandbox::ownership::clear_privilege_bits(p).map(drop))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("failed to {e}"))
 }
 
 /// Hands `paths` to the sandbox's unprivileged user (`give`), or takes

@@ -1,0 +1,207 @@
+//! Showing a task's own directory to the sandbox's user without handing
+//! it over: an idmapped copy of the tree, in which the files root owns on
+//! disk are the sandbox user's, and what that user makes is root's on
+//! disk.
+//!
+//! As root, workers run as an unprivileged identity
+//! ([`crate::SANDBOX_IDENTITY`]), which must own what it may change. Handing
+//! a worktree over and taking it back is a `chown` of every file, twice,
+//! and changes every file's ctime, so the snapshot after the task reads
+//! every file again (a 10,000-file worktree: most of a writing task's
+//! cost beyond the unconfined one). An idmapped mount
+//! (`mount_setattr(MOUNT_ATTR_IDMAP)`, Linux 5.12, per file system) leaves
+//! the files as they are.
+//!
+//! The copy is made here, in the coordinator's process (real root in the
+//! host's user namespace: the launcher's own user namespace may not idmap
+//! a host file system), detached (`open_tree`), and the launcher moves it
+//! into the worker's root in place of the copy it would make itself. The
+//! user namespace that says the mapping (on-disk uid and gid 0 as the
+//! sandbox's) is made once, by a child that exists only for that.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+/// `open_tree` flag: a detached copy of the tree.
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+/// `mount_setattr` flag: the mount is idmapped by `userns_fd`.
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// Why idmapped copies cannot be made.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {source}")]
+pub struct IdMapError {
+    what: String,
+    source: std::io::Error,
+}
+
+fn failed(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> IdMapError {
+    let what = what.into();
+    move |source| IdMapError { what, source }
+}
+
+/// The user namespace that shows on-disk uid and gid 0 as `owner`'s.
+#[derive(Debug)]
+pub struct IdMap {
+    userns: OwnedFd,
+}
+
+impl IdMap {
+    /// Makes the mapping's user namespace (as root only: the map needs
+    /// the host's `CAP_SETUID`).
+    pub fn new((uid, gid): (u32, u32)) -> Result<Self, IdMapError> {
+        let (ready_r, ready_w) =
+            nix::unistd::pipe().map_err(|e| failed("make a pipe")(e.into()))?;
+        let (hold_r, hold_w) = nix::unistd::pipe().map_err(|e| failed("make a pipe")(e.into()))?;
+        // SAFETY: the child makes only async-signal-safe calls (`unshare`,
+        // `write`, `read`, `_exit`) on fds it inherited, then exits: safe
+        // after a fork of a multi-threaded process.
+        #[expect(unsafe_code, reason = "fork: see the SAFETY comment")]
+        let child = unsafe { libc::fork() };
+        if child == -1 {
+            return Err(failed("fork the mapping's helper")(
+                std::io::Error::last_os_error(),
+            ));
+        }
+        if child == 0 {
+            helper(ready_w.as_raw_fd(), hold_r.as_raw_fd(), hold_w.as_raw_fd());
+        }
+        drop((ready_w, hold_r));
+        let made = (|| {
+            let mut byte = [0u8; 1];
+            let n = nix::unistd::read(&ready_r, &mut byte)
+                .map_err(|e| failed("wait for the mapping's helper")(e.into()))?;
+            if n != 1 || byte[0] != b'u' {
+                return Err(failed("make the mapping's user namespace")(
+                    std::io::Error::other("its helper could not unshare one"),
+                ));
+            }
+            let proc = Path::new("/proc").join(child.to_string());
+            let write = |name: &str, text: String| {
+                #[allow(
+                    clippy::disallowed_methods,
+                    reason = "the kernel's files of the helper swarm made, in /proc"
+                )]
+                std::fs::write(proc.join(name), text).map_err(failed(format!("write {name}")))
+            };
+            write("setgroups", "deny".into())?;
+            write("uid_map", format!("0 {uid} 1\n"))?;
+            write("gid_map", format!("0 {gid} 1\n"))?;
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "the user namespace of the helper swarm made, in /proc"
+            )]
+            let ns = std::fs::File::open(proc.join("ns/user"))
+                .map_err(failed("open its user namespace"))?;
+            Ok(OwnedFd::from(ns))
+        })();
+        // The helper ends when its end of the pipe closes.
+        drop(hold_w);
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None);
+        made.map(|userns| Self { userns })
+    }
+
+    /// A detached copy of the tree at `path` (its submounts included),
+    /// idmapped; an error where the kernel or the file system cannot.
+    pub fn tree(&self, path: &Path) -> Result<OwnedFd, IdMapError> {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|e| failed(format!("copy {}", path.display()))(std::io::Error::other(e)))?;
+        let flags =
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
+        // SAFETY: a valid C string; the fd returned is ours.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
+        if fd == -1 {
+            return Err(failed(format!("copy {}", path.display()))(
+                std::io::Error::last_os_error(),
+            ));
+        }
+        let fd = RawFd::try_from(fd)
+            .map_err(|e| failed(format!("copy {}", path.display()))(std::io::Error::other(e)))?;
+        // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+        #[expect(
+            unsafe_code,
+            reason = "taking ownership of an fd: see the SAFETY comment"
+        )]
+        let tree = unsafe { OwnedFd::from_raw_fd(fd) };
+        let attr = libc::mount_attr {
+            attr_set: MOUNT_ATTR_IDMAP,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: self.userns.as_raw_fd() as u64,
+        };
+        // SAFETY: a valid fd, an empty C string and a struct of ours whose
+        // size is passed with it.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                tree.as_raw_fd(),
+                c"".as_ptr(),
+                libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+                &attr as *const libc::mount_attr,
+                std::mem::size_of::<libc::mount_attr>(),
+            )
+        };
+        if ret == -1 {
+            return Err(failed(format!("idmap the copy of {}", path.display()))(
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(tree)
+    }
+}
+
+/// The forked helper: a user namespace of its own, said on `ready`, kept
+/// until `hold` closes (its own copy of the pipe's other end, `held`,
+/// closed first). Raw calls only (see [`IdMap::new`]).
+fn helper(ready: RawFd, hold: RawFd, held: RawFd) -> ! {
+    // SAFETY: async-signal-safe calls on inherited fds, then `_exit`.
+    #[expect(
+        unsafe_code,
+        reason = "a forked child's raw calls: see the SAFETY comment"
+    )]
+    unsafe {
+        libc::close(held);
+        let said: u8 = if libc::unshare(libc::CLONE_NEWUSER) == 0 {
+            b'u'
+        } else {
+            b'x'
+        };
+        libc::write(ready, (&said as *const u8).cast(), 1);
+        let mut byte = 0u8;
+        libc::read(hold, (&mut byte as *mut u8).cast(), 1);
+        libc::_exit(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn an_idmapped_copy_shows_roots_files_as_the_sandbox_users() {
+        if !nix::unistd::geteuid().is_root() {
+            // Only root may map; the e2e tests run sandboxed tasks as root.
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), "a").unwrap();
+        let map = IdMap::new(crate::SANDBOX_IDENTITY).unwrap();
+        let Ok(tree) = map.tree(dir.path()) else {
+            // A file system without idmapped mounts: the caller hands over.
+            return;
+        };
+        // Seen through the copy (as `/proc/self/fd/N`), the file is the
+        // sandbox user's; on disk it is still root's.
+        let seen = Path::new("/proc/self/fd")
+            .join(tree.as_raw_fd().to_string())
+            .join("a");
+        assert_eq!(
+            std::fs::metadata(&seen).unwrap().uid(),
+            crate::SANDBOX_IDENTITY.0
+        );
+        assert_eq!(std::fs::metadata(dir.path().join("a")).unwrap().uid(), 0);
+    }
+}
