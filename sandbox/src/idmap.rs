@@ -26,6 +26,9 @@ use std::path::Path;
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 /// `mount_setattr` flag: the mount is idmapped by `userns_fd`.
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+/// `mount_setattr` flags: no set-user-ID programs, no device files.
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
 
 /// Why idmapped copies cannot be made.
 #[derive(Debug, thiserror::Error)]
@@ -50,9 +53,14 @@ impl IdMap {
     /// Makes the mapping's user namespace (as root only: the map needs
     /// the host's `CAP_SETUID`).
     pub fn new((uid, gid): (u32, u32)) -> Result<Self, IdMapError> {
-        let (ready_r, ready_w) =
-            nix::unistd::pipe().map_err(|e| failed("make a pipe")(e.into()))?;
-        let (hold_r, hold_w) = nix::unistd::pipe().map_err(|e| failed("make a pipe")(e.into()))?;
+        // Close-on-exec: a command another thread starts meanwhile must
+        // not keep the helper's `hold` open (it would never end).
+        let pipe = || {
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| failed("make a pipe")(e.into()))
+        };
+        let (ready_r, ready_w) = pipe()?;
+        let (hold_r, hold_w) = pipe()?;
         // SAFETY: the child makes only async-signal-safe calls (`unshare`,
         // `write`, `read`, `_exit`) on fds it inherited, then exits: safe
         // after a fork of a multi-threaded process.
@@ -124,10 +132,14 @@ impl IdMap {
             reason = "taking ownership of an fd: see the SAFETY comment"
         )]
         let tree = unsafe { OwnedFd::from_raw_fd(fd) };
+        // Every mount of the copy (submounts under the path included, as
+        // the host has them): idmapped, `nosuid`, `nodev`, and private, so
+        // that nothing mounted on it later (the git view, an overlay)
+        // propagates back to a peer in the host's namespace.
         let attr = libc::mount_attr {
-            attr_set: MOUNT_ATTR_IDMAP,
+            attr_set: MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
             attr_clr: 0,
-            propagation: 0,
+            propagation: libc::MS_PRIVATE,
             userns_fd: self.userns.as_raw_fd() as u64,
         };
         // SAFETY: a valid fd, an empty C string and a struct of ours whose

@@ -44,6 +44,16 @@ pub fn take_back_within(root: &Path, most: usize) -> Result<bool, OwnershipError
     )
 }
 
+/// Whether `root` itself is this process's (its effective user's): a tree
+/// is handed over from its top first and taken back with its top last, so
+/// a walk cut short either way (a coordinator killed, an error) leaves its
+/// top another's.
+pub fn top_is_ours(root: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    root.symlink_metadata()
+        .is_ok_and(|meta| meta.uid() == nix::unistd::geteuid().as_raw())
+}
+
 /// Clears the set-user-ID and set-group-ID bits of whatever holds one in
 /// the tree at `root` (links not followed, only real directories entered);
 /// how many it cleared. For a tree shown to a worker through an idmapped
@@ -104,7 +114,12 @@ fn chown_tree(root: &Path, uid: u32, gid: u32, most: usize) -> Result<bool, Owne
         Err(e) => return Err(fail(root)(e)),
     };
     let mut left = most;
-    std::os::unix::fs::lchown(root, Some(uid), Some(gid)).map_err(fail(root))?;
+    // Handed over (to another owner than this process's): the top first;
+    // taken back: the top last (see `top_is_ours`).
+    let giving = uid != nix::unistd::geteuid().as_raw();
+    if giving {
+        std::os::unix::fs::lchown(root, Some(uid), Some(gid)).map_err(fail(root))?;
+    }
     let mut dirs = Vec::new();
     if meta.is_dir() {
         dirs.push(root.to_path_buf());
@@ -125,6 +140,9 @@ fn chown_tree(root: &Path, uid: u32, gid: u32, most: usize) -> Result<bool, Owne
                 dirs.push(path);
             }
         }
+    }
+    if !giving {
+        std::os::unix::fs::lchown(root, Some(uid), Some(gid)).map_err(fail(root))?;
     }
     Ok(true)
 }

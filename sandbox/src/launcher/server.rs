@@ -960,6 +960,14 @@ impl Server {
             Some(view) => self.templates.view(view, &mut trees)?,
             None => None,
         };
+        // Each copy is shown where its path is, or the worker would find
+        // root's files there, not its own.
+        if let Some((path, _)) = trees.first().filter(|_| template.is_some()) {
+            return Err(format!(
+                "show the worker its idmapped copy of {}: its root has no mount of it",
+                path.display()
+            ));
+        }
         if self.base.is_none() && !trees.is_empty() {
             return Err(
                 "show the worker its idmapped copies: that needs the namespace layer \

@@ -403,29 +403,39 @@ impl Setup {
 /// `workdir` to be shown through idmapped copies, if its launcher can
 /// make them there; whether it did (else `workdir` is handed over).
 fn show_idmapped(sandboxed: &mut swarm_worker::Sandboxed, workdir: &std::path::Path) -> bool {
-    // One an attempt left handed over (a coordinator killed mid-task, an
-    // older swarm) holds files the copy would show as no one's: handed
-    // over and taken back once more, which makes them root's again.
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "the owner of the worktree's own directory, not followed"
-    )]
-    let roots = std::fs::symlink_metadata(workdir)
-        .is_ok_and(|meta| std::os::unix::fs::MetadataExt::uid(&meta) == 0);
-    if !roots || !sandboxed.launcher.idmaps(workdir) {
+    // One an attempt left handed over, or half taken back (a coordinator
+    // killed mid-task, an older swarm), holds files the copy would show as
+    // no one's: handed over and taken back once more, which makes them
+    // root's again (a walk takes its top back last).
+    if !swarm_sandbox::ownership::top_is_ours(workdir) {
         return false;
     }
-    let policy = &mut sandboxed.policy;
-    // Not an overlay's layers (their own place, handed over) nor anything
-    // outside the worktree.
-    policy.idmapped = policy
+    let policy = &sandboxed.policy;
+    // What it may change in the worktree, but where an overlay is shown
+    // instead (its layers are handed over).
+    let shown: Vec<PathBuf> = policy
         .read_write
         .iter()
         .filter(|path| path.starts_with(workdir))
+        .filter(|path| !policy.overlays.iter().any(|o| &o.target == *path))
         .cloned()
         .collect();
-    !policy.idmapped.is_empty()
+    // Each a file descriptor of the start request, beside its own: a task
+    // of many `paths` is handed over as before. Every path on a file
+    // system that takes a copy (tried once each a run).
+    if shown.is_empty()
+        || shown.len() > MOST_IDMAPPED
+        || !shown.iter().all(|p| sandboxed.launcher.idmaps(p))
+    {
+        return false;
+    }
+    sandboxed.policy.idmapped = shown;
+    true
 }
+
+/// The most paths a start shows through idmapped copies (a file descriptor
+/// each, among the launcher's `MAX_FDS` with its stdio and cgroups).
+const MOST_IDMAPPED: usize = 6;
 
 /// Where `phase` of `task` has its private tmp (and HOME): the task's
 /// own, or one apart for its `[setup]` and its `[cleanup]`, so that no

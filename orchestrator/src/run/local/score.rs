@@ -334,6 +334,8 @@ fn isolate(
 /// and caches stay writable).
 fn read_only_worktree(policy: &mut Policy, workdir: &Path) {
     policy.read_write.retain(|p| !p.starts_with(workdir));
+    // Nothing of it is shown writable, through an idmapped copy either.
+    policy.idmapped.retain(|p| !p.starts_with(workdir));
     if !policy.read_only.iter().any(|p| p == workdir) {
         policy.read_only.push(workdir.to_path_buf());
     }
