@@ -19,11 +19,9 @@
 //! user namespace that says the mapping (on-disk uid and gid 0 as the
 //! sandbox's) is made once, by a child that exists only for that.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
-/// `open_tree` flag: a detached copy of the tree.
-const OPEN_TREE_CLONE: libc::c_uint = 1;
 /// `mount_setattr` flag: the mount is idmapped by `userns_fd`.
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 /// `mount_setattr` flags: no set-user-ID programs, no device files.
@@ -112,26 +110,8 @@ impl IdMap {
     /// A detached copy of the tree at `path` (its submounts included),
     /// idmapped; an error where the kernel or the file system cannot.
     pub fn tree(&self, path: &Path) -> Result<OwnedFd, IdMapError> {
-        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-            .map_err(|e| failed(format!("copy {}", path.display()))(std::io::Error::other(e)))?;
-        let flags =
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
-        // SAFETY: a valid C string; the fd returned is ours.
-        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-        let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
-        if fd == -1 {
-            return Err(failed(format!("copy {}", path.display()))(
-                std::io::Error::last_os_error(),
-            ));
-        }
-        let fd = RawFd::try_from(fd)
-            .map_err(|e| failed(format!("copy {}", path.display()))(std::io::Error::other(e)))?;
-        // SAFETY: the kernel just returned this fd to us; nothing else owns it.
-        #[expect(
-            unsafe_code,
-            reason = "taking ownership of an fd: see the SAFETY comment"
-        )]
-        let tree = unsafe { OwnedFd::from_raw_fd(fd) };
+        let tree = crate::mount_api::open_tree(path)
+            .map_err(failed(format!("copy {}", path.display())))?;
         // Every mount of the copy (submounts under the path included, as
         // the host has them): idmapped, `nosuid`, `nodev`, and private, so
         // that nothing mounted on it later (the git view, an overlay)
@@ -142,24 +122,8 @@ impl IdMap {
             propagation: libc::MS_PRIVATE,
             userns_fd: self.userns.as_raw_fd() as u64,
         };
-        // SAFETY: a valid fd, an empty C string and a struct of ours whose
-        // size is passed with it.
-        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_mount_setattr,
-                tree.as_raw_fd(),
-                c"".as_ptr(),
-                libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
-                &attr as *const libc::mount_attr,
-                std::mem::size_of::<libc::mount_attr>(),
-            )
-        };
-        if ret == -1 {
-            return Err(failed(format!("idmap the copy of {}", path.display()))(
-                std::io::Error::last_os_error(),
-            ));
-        }
+        crate::mount_api::set_attr(&tree, &attr, true)
+            .map_err(failed(format!("idmap the copy of {}", path.display())))?;
         Ok(tree)
     }
 }

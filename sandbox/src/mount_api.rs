@@ -116,16 +116,30 @@ fn writable(tree: &OwnedFd) -> std::io::Result<()> {
         propagation: 0,
         userns_fd: 0,
     };
-    // SAFETY: a valid fd, an empty C string and a struct of ours whose
-    // size is passed with it.
+    set_attr(tree, &attr, false)
+}
+
+/// Sets `attr` on the detached tree `tree`: its top mount, or with
+/// `recursive` every mount of it.
+pub(crate) fn set_attr(
+    tree: &OwnedFd,
+    attr: &libc::mount_attr,
+    recursive: bool,
+) -> std::io::Result<()> {
+    let flags = match recursive {
+        true => libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+        false => libc::AT_EMPTY_PATH,
+    };
+    // SAFETY: a valid fd, an empty C string and a struct of the caller's
+    // whose size is passed with it.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     let ret = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             tree.as_raw_fd(),
             c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const libc::mount_attr,
+            flags,
+            attr as *const libc::mount_attr,
             std::mem::size_of::<libc::mount_attr>(),
         )
     };
