@@ -180,4 +180,78 @@ mod tests {
         );
         assert_eq!(std::fs::metadata(dir.path().join("a")).unwrap().uid(), 0);
     }
+
+    /// A mount made on a copy (as the launcher mounts the git view and
+    /// overlays on a worktree's) does not reach the copy's source through
+    /// a shared peer group: the copy is private. In a mount namespace of
+    /// this test's own thread, over a tmpfs made shared for it.
+    #[test]
+    fn a_mount_on_an_idmapped_copy_does_not_propagate_to_its_source() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let seen = std::thread::spawn(|| {
+            let mount = |source: Option<&str>, target: &Path, kind: Option<&str>, flags| {
+                let c = |s: &str| std::ffi::CString::new(s).unwrap();
+                let (source, kind) = (source.map(c), kind.map(c));
+                let target = c(target.to_str().unwrap());
+                let ptr = |s: &Option<std::ffi::CString>| {
+                    s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr())
+                };
+                // SAFETY: valid C strings or null, as mount(2) takes them.
+                #[expect(unsafe_code, reason = "mount(2): see the SAFETY comment")]
+                let ret = unsafe {
+                    libc::mount(
+                        ptr(&source),
+                        target.as_ptr(),
+                        ptr(&kind),
+                        flags,
+                        std::ptr::null(),
+                    )
+                };
+                assert_eq!(
+                    ret,
+                    0,
+                    "mount {}: {}",
+                    target.to_str().unwrap(),
+                    std::io::Error::last_os_error()
+                );
+            };
+            // SAFETY: unshares this thread's own mount namespace only.
+            #[expect(unsafe_code, reason = "unshare(2): see the SAFETY comment")]
+            let ret = unsafe { libc::unshare(libc::CLONE_NEWNS) };
+            assert_eq!(ret, 0);
+            let dir = tempfile::tempdir().unwrap();
+            let (shared, at) = (dir.path().join("shared"), dir.path().join("at"));
+            std::fs::create_dir(&shared).unwrap();
+            std::fs::create_dir(&at).unwrap();
+            mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE);
+            mount(Some("tmpfs"), &shared, Some("tmpfs"), 0);
+            mount(None, &shared, None, libc::MS_SHARED);
+            std::fs::create_dir_all(shared.join("wt/sub")).unwrap();
+            let map = IdMap::new(crate::SANDBOX_IDENTITY).unwrap();
+            let seen = match map.tree(&shared.join("wt")) {
+                // A kernel whose tmpfs takes no idmap: nothing to see.
+                Err(_) => false,
+                Ok(tree) => {
+                    crate::mount_api::move_mount(&tree, &at).unwrap();
+                    mount(Some("tmpfs"), &at.join("sub"), Some("tmpfs"), 0);
+                    std::fs::write(at.join("sub/x"), "x").unwrap();
+                    shared.join("wt/sub/x").exists()
+                }
+            };
+            for target in [at.join("sub"), at.clone(), shared.clone()] {
+                let c = std::ffi::CString::new(target.to_str().unwrap()).unwrap();
+                // SAFETY: a valid C string.
+                #[expect(unsafe_code, reason = "umount2(2): see the SAFETY comment")]
+                unsafe {
+                    libc::umount2(c.as_ptr(), libc::MNT_DETACH);
+                }
+            }
+            seen
+        })
+        .join()
+        .unwrap();
+        assert!(!seen, "a mount on the copy reached its source");
+    }
 }
