@@ -63,88 +63,103 @@ pub fn top_is_ours(root: &Path) -> bool {
 /// not even a ctime, where no bit is set.
 pub fn clear_privilege_bits(root: &Path) -> Result<usize, OwnershipError> {
     use std::os::unix::fs::PermissionsExt;
-    let fail = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| OwnershipError { path, source }
-    };
     const BITS: u32 = libc::S_ISUID | libc::S_ISGID;
     let mut cleared = 0;
-    let mut dirs = vec![root.to_path_buf()];
-    let clear = |path: &Path, meta: &std::fs::Metadata| -> Result<bool, OwnershipError> {
+    let mut clear = |path: &Path| -> Result<bool, OwnershipError> {
+        let meta = path.symlink_metadata().map_err(failed(path))?;
         let mode = meta.permissions().mode();
-        if meta.file_type().is_symlink() || mode & BITS == 0 {
-            return Ok(false);
+        if !meta.file_type().is_symlink() && mode & BITS != 0 {
+            // Not a link (just looked at, and nothing of the task runs to
+            // change it): `chmod` reaches the entry itself.
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & !BITS & 0o7777))
+                .map_err(failed(path))?;
+            cleared += 1;
         }
-        // Not a link (just looked at, and nothing of the task runs to
-        // change it): `chmod` reaches the entry itself.
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & !BITS & 0o7777))
-            .map_err(fail(path))?;
-        Ok(true)
+        Ok(meta.is_dir())
     };
-    match root.symlink_metadata() {
-        Ok(meta) => cleared += usize::from(clear(root, &meta)?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(fail(root)(e)),
+    match clear(root) {
+        Ok(true) => {}
+        Ok(false) => return Ok(cleared),
+        Err(e) if e.source.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
     }
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).map_err(fail(&dir))? {
-            let entry = entry.map_err(fail(&dir))?;
-            let path = entry.path();
-            let meta = path.symlink_metadata().map_err(fail(&path))?;
-            cleared += usize::from(clear(&path, &meta)?);
-            if meta.is_dir() {
-                dirs.push(path);
-            }
+    walk_below(root, |path, kind| {
+        if !kind.is_symlink() {
+            clear(path)?;
         }
-    }
+        Ok(true)
+    })?;
     Ok(cleared)
 }
 
 /// Re-owns `root` and at most `most` entries below it; whether that was
 /// all of them.
 fn chown_tree(root: &Path, uid: u32, gid: u32, most: usize) -> Result<bool, OwnershipError> {
-    let fail = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| OwnershipError { path, source }
-    };
     let meta = match root.symlink_metadata() {
         Ok(meta) => meta,
         // Gone already (a missing tmp dir): nothing to re-own.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
-        Err(e) => return Err(fail(root)(e)),
+        Err(e) => return Err(failed(root)(e)),
     };
-    let mut left = most;
+    let chown =
+        |path: &Path| std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(failed(path));
     // Handed over (to another owner than this process's): the top first;
     // taken back: the top last (see `top_is_ours`).
     let giving = uid != nix::unistd::geteuid().as_raw();
     if giving {
-        std::os::unix::fs::lchown(root, Some(uid), Some(gid)).map_err(fail(root))?;
-    }
-    let mut dirs = Vec::new();
-    if meta.is_dir() {
-        dirs.push(root.to_path_buf());
+        chown(root)?;
     }
     // The entry's type comes with the listing: besides reading directories,
     // one system call per entry, the `lchown` (about 4 µs on ext4, nearly
     // all of it the kernel's; walking by descriptor saved under 10%).
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).map_err(fail(&dir))? {
-            let entry = entry.map_err(fail(&dir))?;
+    let mut left = most;
+    let all = !meta.is_dir()
+        || walk_below(root, |path, _| {
             let Some(fewer) = left.checked_sub(1) else {
                 return Ok(false);
             };
             left = fewer;
+            chown(path)?;
+            Ok(true)
+        })?;
+    if !all {
+        return Ok(false);
+    }
+    if !giving {
+        chown(root)?;
+    }
+    Ok(true)
+}
+
+/// Calls `visit` on each entry below the directory `root`, with its path
+/// and its type as the listing gives it, never following a link (only real
+/// directories are entered); stops, and says so (false), once `visit`
+/// answers false.
+fn walk_below(
+    root: &Path,
+    mut visit: impl FnMut(&Path, std::fs::FileType) -> Result<bool, OwnershipError>,
+) -> Result<bool, OwnershipError> {
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(failed(&dir))? {
+            let entry = entry.map_err(failed(&dir))?;
             let path = entry.path();
-            std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).map_err(fail(&path))?;
-            if entry.file_type().map_err(fail(&path))?.is_dir() {
+            let kind = entry.file_type().map_err(failed(&path))?;
+            if !visit(&path, kind)? {
+                return Ok(false);
+            }
+            if kind.is_dir() {
                 dirs.push(path);
             }
         }
     }
-    if !giving {
-        std::os::unix::fs::lchown(root, Some(uid), Some(gid)).map_err(fail(root))?;
-    }
     Ok(true)
+}
+
+/// An [`OwnershipError`] at `path`.
+fn failed(path: &Path) -> impl FnOnce(std::io::Error) -> OwnershipError {
+    let path = path.to_path_buf();
+    move |source| OwnershipError { path, source }
 }
 
 #[cfg(test)]
@@ -172,6 +187,11 @@ mod tests {
         // Not through the link, and the rest left as it was.
         assert_eq!(mode(&outside), 0o4755);
         assert_eq!(std::fs::metadata(&plain).unwrap().ctime_nsec(), before);
+        // A path that is a file (a task's one writable file) is itself the
+        // tree: no listing of it is tried.
+        std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        assert_eq!(clear_privilege_bits(&suid).unwrap(), 1);
+        assert_eq!(mode(&suid), 0o755);
     }
 
     #[test]
