@@ -489,7 +489,6 @@ impl History {
         entry.ms.drain(..excess);
     }
 
-    /// Drops the entries seen least recently beyond [`MAX_ENTRIES`].
     /// This history as [`Self::load`] reads it: its JSON, the oldest half
     /// of its profiles and groupings dropped again and again while it is
     /// larger than [`MAX_BYTES`] (a file larger is not read at all, and
@@ -508,6 +507,7 @@ impl History {
         }
     }
 
+    /// Drops the entries seen least recently beyond [`MAX_ENTRIES`].
     fn evict(&mut self) {
         evict_oldest(&mut self.profiles, MAX_GROUPINGS);
         evict_oldest(&mut self.groupings, MAX_GROUPINGS);

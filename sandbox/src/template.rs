@@ -214,28 +214,18 @@ impl Templates {
                         ));
                     }
                 },
-                // An idmapped copy made for it is taken instead
-                // (`crate::idmap`).
+                // An idmapped copy made for it is taken instead of a copy
+                // made here (`crate::idmap`).
                 What::Bind {
                     source,
                     dir,
                     access,
-                } if trees.iter().any(|(path, _)| path == source) => {
-                    let at = trees.iter().position(|(path, _)| path == source);
-                    match at.map(|at| trees.swap_remove(at).1) {
-                        Some(tree) => Kind::Tree {
-                            tree,
-                            dir: *dir,
-                            access: *access,
-                        },
-                        None => return Err("build the worker's file system: a copy went".into()),
-                    }
-                }
-                What::Bind {
-                    source,
-                    dir,
-                    access,
-                } => match open_tree(source) {
+                } => match trees
+                    .iter()
+                    .position(|(path, _)| path == source)
+                    .map(|at| Ok(trees.swap_remove(at).1))
+                    .unwrap_or_else(|| open_tree(source))
+                {
                     Ok(tree) => Kind::Tree {
                         tree,
                         dir: *dir,

@@ -804,9 +804,9 @@ impl Builder<'_> {
     /// Writes the content of `rel` as a blob: the link's target for a
     /// symlink, the file's exact bytes (no attribute, filter or line-ending
     /// conversion) otherwise. Returns the blob, the `fstat` of what was
-    /// read, which goes into the index, and whether it was written. A file read whole that still holds
-    /// `known` (its index entry's blob, which the repository has) is not
-    /// written again: as root, handing a worktree to the sandbox's user
+    /// read, which goes into the index, and whether it was written. A file
+    /// read whole that still holds `known` (its index entry's blob, which
+    /// the repository has) is not written again: as root, handing a worktree to the sandbox's user
     /// and back changes every file's ctime, so every file of a sandboxed
     /// task's worktree comes here, and libgit2 wrote each into a temporary
     /// object before it found the object there already (on a 10,000-file

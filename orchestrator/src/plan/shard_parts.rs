@@ -483,18 +483,18 @@ fn spread(
     ms: u64,
     weight: impl Fn(u32, u32) -> u64,
 ) -> Vec<(u32, u32, u64)> {
-    let weights: Vec<u64> = ranges.iter().map(|&(lo, hi)| weight(lo, hi)).collect();
-    let (total, even) = match weights.iter().sum::<u64>() {
-        0 => (ranges.len() as u64, true),
-        t => (t, false),
-    };
+    let mut weights: Vec<u64> = ranges.iter().map(|&(lo, hi)| weight(lo, hi)).collect();
+    if weights.iter().all(|&w| w == 0) {
+        weights.fill(1);
+    }
+    let total: u64 = weights.iter().sum();
     let mut given = 0;
     let mut so_far = 0;
     ranges
         .iter()
         .zip(&weights)
         .map(|(&(lo, hi), &w)| {
-            so_far += if even { 1 } else { w };
+            so_far += w;
             // Cumulative, so that the segments' times sum to `ms` exactly
             // (wide: a report's time may be anything up to `u64::MAX`).
             let upto = (u128::from(ms) * u128::from(so_far) / u128::from(total.max(1))) as u64;

@@ -322,13 +322,10 @@ impl Setup {
         // as it was: see `swarm_sandbox::idmap`).
         let owned: Vec<PathBuf> = match (&mut sandbox, swarm_sandbox::worker_identity()) {
             (Some(sandboxed), Some(_)) => {
-                let shown =
-                    task.isolation == Isolation::Worktree && show_idmapped(sandboxed, workdir);
+                let handed =
+                    task.isolation == Isolation::Worktree && !show_idmapped(sandboxed, workdir);
                 std::iter::once(tmp.path().to_path_buf())
-                    .chain(
-                        (task.isolation == Isolation::Worktree && !shown)
-                            .then(|| workdir.to_path_buf()),
-                    )
+                    .chain(handed.then(|| workdir.to_path_buf()))
                     .collect()
             }
             _ => Vec::new(),
