@@ -24,7 +24,9 @@ use std::path::Path;
 
 /// `mount_setattr` flag: the mount is idmapped by `userns_fd`.
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-/// `mount_setattr` flags: no set-user-ID programs, no device files.
+/// `mount_setattr` flags: read-only, no set-user-ID programs, no device
+/// files.
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const MOUNT_ATTR_NOSUID: u64 = 0x2;
 const MOUNT_ATTR_NODEV: u64 = 0x4;
 
@@ -107,22 +109,48 @@ impl IdMap {
         made.map(|userns| Self { userns })
     }
 
-    /// A detached copy of the tree at `path` (its submounts included),
-    /// idmapped; an error where the kernel or the file system cannot.
+    /// A detached copy of the tree at `path`, idmapped; an error where the
+    /// kernel or the file system cannot, or where `path` holds a symbolic
+    /// link anywhere (a caller's path to a task's own directory is
+    /// resolved: a link there is one a task made).
+    ///
+    /// The copy is made as real root, of what the path names at the
+    /// moment, and shows every root-owned file in it as the task's own,
+    /// writable: a link a task planted at a granted path (checked by the
+    /// caller, but checked is not opened) would show the host's `/etc` so.
+    /// So the path is opened without following any link, and the copy is
+    /// of what was opened. Mounts the host has beneath it come with it
+    /// read-only and as they are (not idmapped), as the launcher's own
+    /// copy of a granted path shows them: only the tree itself is the
+    /// task's to write.
     pub fn tree(&self, path: &Path) -> Result<OwnedFd, IdMapError> {
-        let tree = crate::mount_api::open_tree(path)
+        use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        let opened = nix::fcntl::openat2(nix::fcntl::AT_FDCWD, path, how).map_err(|e| {
+            failed(format!("open {} without following a link", path.display()))(e.into())
+        })?;
+        let tree = crate::mount_api::open_tree_of(&opened)
             .map_err(failed(format!("copy {}", path.display())))?;
-        // Every mount of the copy (submounts under the path included, as
-        // the host has them): idmapped, `nosuid`, `nodev`, and private, so
-        // that nothing mounted on it later (the git view, an overlay)
-        // propagates back to a peer in the host's namespace.
-        let attr = libc::mount_attr {
-            attr_set: MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        // Every mount of the copy: read-only, `nosuid`, `nodev`, and
+        // private, so that nothing mounted on it later (the git view, an
+        // overlay) propagates back to a peer in the host's namespace; then
+        // its top alone idmapped and writable.
+        let every = libc::mount_attr {
+            attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
             attr_clr: 0,
             propagation: libc::MS_PRIVATE,
+            userns_fd: 0,
+        };
+        let top = libc::mount_attr {
+            attr_set: MOUNT_ATTR_IDMAP,
+            attr_clr: MOUNT_ATTR_RDONLY,
+            propagation: 0,
             userns_fd: self.userns.as_raw_fd() as u64,
         };
-        crate::mount_api::set_attr(&tree, &attr, true)
+        crate::mount_api::set_attr(&tree, &every, true)
+            .and_then(|()| crate::mount_api::set_attr(&tree, &top, false))
             .map_err(failed(format!("idmap the copy of {}", path.display())))?;
         Ok(tree)
     }
@@ -179,6 +207,112 @@ mod tests {
             crate::SANDBOX_IDENTITY.0
         );
         assert_eq!(std::fs::metadata(dir.path().join("a")).unwrap().uid(), 0);
+    }
+
+    /// A path through a symbolic link (one a task could have planted at a
+    /// granted path) is refused, not copied: the copy would show what the
+    /// link names (the host's `/etc`, say) as the task's own.
+    #[test]
+    fn a_path_through_a_link_is_never_copied() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir_all(real.join("sub")).unwrap();
+        std::os::unix::fs::symlink(&real, dir.path().join("link")).unwrap();
+        let map = IdMap::new(crate::SANDBOX_IDENTITY).unwrap();
+        if map.tree(&real).is_err() {
+            // A file system without idmapped mounts: the caller hands over.
+            return;
+        }
+        for path in [dir.path().join("link"), dir.path().join("link/sub")] {
+            let refused = map.tree(&path).unwrap_err().to_string();
+            assert_eq!(
+                refused,
+                format!(
+                    "open {} without following a link: Too many levels of symbolic links (os error 40)",
+                    path.display()
+                )
+            );
+        }
+    }
+
+    /// A mount the host has beneath a copied tree comes with the copy
+    /// read-only and not idmapped (its root-owned files are not shown as
+    /// the task's); the tree itself is writable. In a mount namespace of
+    /// this test's own thread.
+    #[test]
+    fn mounts_beneath_an_idmapped_copy_stay_read_only_and_unmapped() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let (top, sub) = std::thread::spawn(|| {
+            // SAFETY: unshares this thread's own mount namespace only.
+            #[expect(unsafe_code, reason = "unshare(2): see the SAFETY comment")]
+            let ret = unsafe { libc::unshare(libc::CLONE_NEWNS) };
+            assert_eq!(ret, 0);
+            let c = |p: &Path| std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let (wt, at) = (dir.path().join("wt"), dir.path().join("at"));
+            std::fs::create_dir_all(wt.join("sub")).unwrap();
+            std::fs::create_dir(&at).unwrap();
+            std::fs::write(wt.join("a"), "a").unwrap();
+            let (root, sub) = (c(Path::new("/")), c(&wt.join("sub")));
+            // SAFETY: valid C strings and null pointers, as mount(2) takes.
+            #[expect(unsafe_code, reason = "mount(2): see the SAFETY comment")]
+            unsafe {
+                let none = std::ptr::null();
+                assert_eq!(
+                    libc::mount(
+                        none,
+                        root.as_ptr(),
+                        none,
+                        libc::MS_REC | libc::MS_PRIVATE,
+                        none.cast()
+                    ),
+                    0
+                );
+                assert_eq!(
+                    libc::mount(
+                        c"tmpfs".as_ptr(),
+                        sub.as_ptr(),
+                        c"tmpfs".as_ptr(),
+                        0,
+                        none.cast()
+                    ),
+                    0
+                );
+            }
+            std::fs::write(wt.join("sub/f"), "f").unwrap();
+            let map = IdMap::new(crate::SANDBOX_IDENTITY).unwrap();
+            let Ok(tree) = map.tree(&wt) else {
+                return (None, None);
+            };
+            crate::mount_api::move_mount(&tree, &at).unwrap();
+            let seen = |p: &Path| {
+                let read_only = nix::sys::statvfs::statvfs(p)
+                    .unwrap()
+                    .flags()
+                    .contains(nix::sys::statvfs::FsFlags::ST_RDONLY);
+                (read_only, std::fs::metadata(p).unwrap().uid())
+            };
+            let found = (Some(seen(&at.join("a"))), Some(seen(&at.join("sub/f"))));
+            // SAFETY: valid C strings.
+            #[expect(unsafe_code, reason = "umount2(2): see the SAFETY comment")]
+            unsafe {
+                libc::umount2(c(&at).as_ptr(), libc::MNT_DETACH);
+                libc::umount2(sub.as_ptr(), libc::MNT_DETACH);
+            }
+            found
+        })
+        .join()
+        .unwrap();
+        let Some(top) = top else {
+            return;
+        };
+        assert_eq!(top, (false, crate::SANDBOX_IDENTITY.0));
+        assert_eq!(sub, Some((true, 0)));
     }
 
     /// A mount made on a copy (as the launcher mounts the git view and

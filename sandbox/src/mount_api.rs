@@ -22,12 +22,29 @@ const MOVE_MOUNT_T_AUTOMOUNTS: libc::c_uint = 0x20;
 /// A detached copy of the tree at `source` (its submounts included).
 pub(crate) fn open_tree(source: &Path) -> std::io::Result<OwnedFd> {
     let path = cstr(source).map_err(std::io::Error::other)?;
-    let flags =
-        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
-    // SAFETY: a valid C string; the fd returned is ours.
+    open_tree_at(libc::AT_FDCWD, &path, 0)
+}
+
+/// A detached copy of the tree `opened` is (an `O_PATH` descriptor), its
+/// submounts included: what was opened, whatever is at its path now.
+pub(crate) fn open_tree_of(opened: &OwnedFd) -> std::io::Result<OwnedFd> {
+    open_tree_at(opened.as_raw_fd(), c"", libc::AT_EMPTY_PATH as libc::c_uint)
+}
+
+fn open_tree_at(
+    dir: RawFd,
+    path: &std::ffi::CStr,
+    flags: libc::c_uint,
+) -> std::io::Result<OwnedFd> {
+    let flags = flags
+        | OPEN_TREE_CLONE
+        | libc::O_CLOEXEC as libc::c_uint
+        | libc::AT_RECURSIVE as libc::c_uint;
+    // SAFETY: a valid fd (or `AT_FDCWD`) and C string; the fd returned is
+    // ours.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe {
-        let fd = libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags);
+        let fd = libc::syscall(libc::SYS_open_tree, dir, path.as_ptr(), flags);
         if fd == -1 {
             return Err(std::io::Error::last_os_error());
         }
