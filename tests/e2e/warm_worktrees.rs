@@ -165,6 +165,43 @@ fn what_a_task_plants_in_its_warm_worktree_steers_nothing_of_the_next_run() {
     );
 }
 
+/// A `.gitattributes` a task left in a directory its own `.gitignore`
+/// hid from the scrub (the tracked `.gitignore`, changed), which the next
+/// run's base then adds, is not read when the warm worktree is moved
+/// there: with a filter driver in the person's configuration, the reset
+/// ran it, unconfined, on the files it checked out there (an attack
+/// review's proof; without `--attr-source` on the reset the marker is
+/// made).
+#[test]
+fn an_attributes_file_a_task_hid_in_its_warm_worktree_runs_no_filter_on_the_next_base() {
+    let repo = TestRepo::new();
+    repo.write(".gitignore", "target/\n");
+    repo.write("a.txt", "a\n");
+    repo.commit_all("ignore target");
+    let marker = repo.path().with_extension("filter-ran");
+    let smudge = format!("touch {}; cat", marker.display());
+    repo.git(&["config", "filter.person.smudge", &smudge]);
+    repo.git(&["config", "filter.person.clean", "cat"]);
+    let planting = repo.plan(
+        "p.toml",
+        "[[task]]\nid = \"t\"\nrun = '''\nprintf 'newdir/\\n' >> .gitignore\n\
+         mkdir -p newdir && printf '* filter=person\\n' > newdir/.gitattributes\n'''\n",
+    );
+    repo.run_plan(&planting, &["--name", "one"]).assert_code(0);
+    repo.write("newdir/file.txt", "new\n");
+    repo.commit_all("a new directory");
+    let plain = repo.plan(
+        "q.toml",
+        "[[task]]\nid = \"t\"\nrun = \"cat newdir/file.txt > seen.txt\"\n",
+    );
+    repo.run_plan(&plain, &["--name", "two"]).assert_code(0);
+    assert_eq!(repo.show("swarm/two", "seen.txt"), "new");
+    assert!(
+        !marker.exists(),
+        "the person's filter driver ran on a task's attributes"
+    );
+}
+
 /// A tracked file no task changed keeps its modification time from run to
 /// run (cargo, make and Python's bytecode go by it), though swarm, as root,
 /// hands the worktree to the sandbox's user and takes it back, which

@@ -91,6 +91,9 @@ pub struct Worktrees {
     /// Whether an attributes file of the person's names a filter, once
     /// read.
     person_routes: std::sync::OnceLock<bool>,
+    /// Whether this git reads attributes from a commit instead of the
+    /// worktree (`--attr-source`, git 2.40), once asked.
+    attr_source: std::sync::OnceLock<bool>,
 }
 
 impl Worktrees {
@@ -100,6 +103,7 @@ impl Worktrees {
             trusted: None,
             filters: std::sync::OnceLock::new(),
             person_routes: std::sync::OnceLock::new(),
+            attr_source: std::sync::OnceLock::new(),
         }
     }
 
@@ -116,10 +120,33 @@ impl Worktrees {
     /// a file to it (one of the person's, or a `.gitattributes` of
     /// `commit`'s tree, which names a `filter`). Else git runs no program
     /// as it checks `commit` out, whoever wrote it: a checkout holding a
-    /// task's files may be moved there by git. (An untracked
-    /// `.gitattributes` a task left is removed first, see `bring_to`.)
+    /// task's files may be moved there by git, which reads attributes from
+    /// `commit` alone (`--attr-source`, see `bring_to`). A git that cannot
+    /// (older than 2.40) would read a `.gitattributes` the task left where
+    /// the scrub does not see it (in a directory its `.gitignore` hid,
+    /// which `commit` adds): with a filter driver configured, any checkout
+    /// may run one then.
     pub fn may_run_filters(&self, commit: Oid) -> bool {
-        self.runs_filters() && (self.person_routes() || tree_routes(&self.repo, commit))
+        self.runs_filters()
+            && (!self.reads_attr_source()
+                || self.person_routes()
+                || tree_routes(&self.repo, commit))
+    }
+
+    /// Whether this git takes `--attr-source` (2.40): asked once.
+    fn reads_attr_source(&self) -> bool {
+        *self.attr_source.get_or_init(|| {
+            let mut cmd = self.repo.git(&self.repo.workdir);
+            // The empty tree: in every repository, holds no attributes.
+            cmd.args([
+                "--attr-source=4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+                "check-attr",
+                "-a",
+                "--",
+                "x",
+            ]);
+            matches!(cmd.output().map(|o| o.status.success()), Ok(true))
+        })
     }
 
     /// Whether the person's git configuration (the repository's, theirs,
@@ -451,7 +478,18 @@ impl Worktrees {
         self.scrub(path, &git)?;
         let target = commit.to_string();
         Self::refresh(commit, &git);
-        run_git(git(&["reset", "--hard", "--quiet", &target]), || {
+        // Attributes from `commit` alone, never from a `.gitattributes`
+        // the task left (one in a directory its `.gitignore` hid from the
+        // scrub, which `commit` adds, would route the files checked out
+        // there to the person's filter driver). A git without the option
+        // writes no file through a driver here: `may_run_filters` says so
+        // where one is configured, and the worktree is made again.
+        let source = format!("--attr-source={commit}");
+        let mut reset = vec!["reset", "--hard", "--quiet", target.as_str()];
+        if self.reads_attr_source() {
+            reset.insert(0, &source);
+        }
+        run_git(git(&reset), || {
             format!("bring worktree {} to {commit}", path.display())
         })?;
         // Twice forced: a repository a task made inside (`sub/.git`) goes
