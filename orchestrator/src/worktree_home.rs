@@ -367,8 +367,9 @@ impl WorktreeHome {
     /// `<home>/.cache/<phase>/<tool>`, created: the build cache of one
     /// actor with more rights than a task (`@setup`, `@verify`), which no
     /// task is shown: `<home>/.cache/` is swarm's, and a task sees only its
-    /// tool's directory (or its own below it), never this one. Handed to
-    /// `owner` as [`WorktreeHome::cache_dir`] does.
+    /// tool's directory (or its own below it), never this one; or of the
+    /// tasks of an untrusted origin (`@untrusted`), which no other task is
+    /// shown. Handed to `owner` as [`WorktreeHome::cache_dir`] does.
     pub fn own_cache_dir(
         &self,
         phase: &str,

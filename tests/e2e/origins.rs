@@ -1153,3 +1153,31 @@ async fn an_mcp_plan_reads_only_what_git_tracks_at_its_base() {
     assert!(leaked.is_empty(), "{leaked:?}");
     client.cancel().await.unwrap();
 }
+
+/// A task of an untrusted origin (here a plan from an MCP client) builds
+/// in caches of its own: what it leaves in its build cache (a test binary
+/// cargo would take as fresh) is not in the person's, where a later run of
+/// theirs, with its network and keys, would run it (an attack review's
+/// finding).
+#[test]
+fn an_untrusted_origins_tasks_never_write_the_persons_build_caches() {
+    let repo = TestRepo::new();
+    let planting = "[[task]]\nid = \"t\"\nisolation = \"readonly\"\n\
+                    run = 'test -n \"$CARGO_TARGET_DIR\" && echo planted > \"$CARGO_TARGET_DIR/planted\"'\n";
+    let hash = swarm_orchestrator::trust::content_hash(planting.as_bytes());
+    let kept = repo.path().join(format!(".swarm/mcp/plans/{hash}.toml"));
+    std::fs::create_dir_all(kept.parent().unwrap()).unwrap();
+    std::fs::write(&kept, planting).unwrap();
+    let run = repo.swarm(&["run", kept.to_str().unwrap(), "--origin=mcp", "--name=pr"]);
+    run.assert_code(0);
+    let caches = repo.worktree_home().join(".cache");
+    assert!(caches.join("@untrusted/cargo-target/t/planted").exists());
+    // The person's own task of the same id finds none of it.
+    let own = repo.plan(
+        "own.toml",
+        "[[task]]\nid = \"t\"\nisolation = \"readonly\"\n\
+         run = 'test -n \"$CARGO_TARGET_DIR\" && test ! -e \"$CARGO_TARGET_DIR/planted\"'\n",
+    );
+    repo.run_plan(&own, &["--name", "main"]).assert_code(0);
+    assert!(!caches.join("cargo-target/t/planted").exists());
+}

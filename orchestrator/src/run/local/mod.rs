@@ -722,6 +722,10 @@ fn remove_readonly_checkouts(repo: &crate::git::Repo, worktree_dir: &std::path::
     }
 }
 
+/// Where the build caches of runs of an untrusted origin are, under the
+/// worktree home's `.cache/`.
+const UNTRUSTED_CACHES: &str = "@untrusted";
+
 /// The build caches of a sandboxed run, created (writable by the identity
 /// its tasks run as); and `[setup]`'s own, for a run with one: a lineage
 /// of the run's base (`run::lineage`), whose lock the run holds.
@@ -769,9 +773,18 @@ pub(super) fn cache_dirs(
                     .find(|(var, _)| *var == c.var)
                     .map(|(_, dir)| dir.clone())
             });
+            // An untrusted origin's tasks (a repository's plan, one an MCP
+            // client sent) build in caches of their own: a later run of the
+            // person's, with its network and keys, must not run or build
+            // on what they left there (a test binary cargo takes as fresh,
+            // a wheel), as it never takes their warm worktrees.
+            let dir = match prepared.plan.origin.is_untrusted() {
+                true => home.own_cache_dir(UNTRUSTED_CACHES, &c.name, owner)?,
+                false => home.cache_dir(&c.name, owner)?,
+            };
             Ok(ctx::Cache {
                 var: c.var.clone(),
-                dir: home.cache_dir(&c.name, owner)?,
+                dir,
                 per_task: c.per_task,
                 setup_dir,
             })
