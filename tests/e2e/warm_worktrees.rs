@@ -681,3 +681,49 @@ fn a_link_left_in_a_kept_tmp_where_the_report_goes_is_never_followed() {
         report
     );
 }
+
+/// A warm worktree's state (its ignored files, its kept tmp) goes only to
+/// a later task of its lineage: one at the same base or a descendant of
+/// it, with the same rights (network, variables, kind). A task of the
+/// same id with other variables, or at a base that does not descend from
+/// the last one (a branch's run after main's), starts from nothing (an
+/// attack review's finding: warm state was keyed by the task id alone).
+#[test]
+fn warm_state_goes_only_to_a_later_task_of_its_lineage() {
+    let repo = TestRepo::new();
+    repo.write(".gitignore", "build/\n");
+    repo.commit_all("a file");
+    let script = "mkdir -p build\na=$(cat build/n 2>/dev/null || echo 0)\n\
+                  b=$(cat \"$TMPDIR/n\" 2>/dev/null || echo 0)\n\
+                  echo $((a + 1)) > build/n && echo $((b + 1)) > \"$TMPDIR/n\"\n\
+                  echo \"$a $b\" > seen.txt\n";
+    let plain = repo.plan(
+        "p.toml",
+        &format!("[[task]]\nid = \"t\"\nrun = '''\n{script}'''\n"),
+    );
+    let other = repo.plan(
+        "o.toml",
+        &format!("[[task]]\nid = \"t\"\nenv = {{ X = \"2\" }}\nrun = '''\n{script}'''\n"),
+    );
+    let mut seen = Vec::new();
+    for (run, plan) in [
+        ("one", &plain),
+        ("two", &plain),
+        ("three", &other),
+        ("four", &other),
+    ] {
+        repo.run_plan(plan, &["--name", run]).assert_code(0);
+        seen.push(format!(
+            "{run}: {}",
+            repo.show(&format!("swarm/{run}"), "seen.txt")
+        ));
+    }
+    // The same commit made again: a base that is not a descendant.
+    repo.git(&["commit", "-q", "--amend", "-m", "the file again"]);
+    repo.run_plan(&other, &["--name", "five"]).assert_code(0);
+    seen.push(format!("five: {}", repo.show("swarm/five", "seen.txt")));
+    assert_eq!(
+        seen.join("\n"),
+        "one: 0 0\ntwo: 1 1\nthree: 0 0\nfour: 1 1\nfive: 0 0"
+    );
+}

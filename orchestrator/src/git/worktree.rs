@@ -133,6 +133,16 @@ impl Worktrees {
                 || tree_routes(&self.repo, commit))
     }
 
+    /// Whether `commit` is `from` or a descendant of it (one that cannot be
+    /// read is taken not to be).
+    pub fn descends(&self, commit: Oid, from: Oid) -> bool {
+        commit == from
+            || self
+                .repo
+                .open()
+                .is_ok_and(|git| git.graph_descendant_of(commit, from).unwrap_or(false))
+    }
+
     /// Whether this git takes `--attr-source` (2.40): asked once.
     fn reads_attr_source(&self) -> bool {
         *self.attr_source.get_or_init(|| {

@@ -57,6 +57,50 @@ pub struct Lease {
     /// Whether its content was proven kept (released, or no worktree)
     /// when an attempt last said it was at work in it.
     kept_before: bool,
+    /// Whose its warm state is: what the lease said when it was taken
+    /// (the attempt that last released it), then what this task's
+    /// attempts say ([`Lease::release_as`]).
+    pub lineage: Option<Lineage>,
+}
+
+/// Whose a warm worktree's state is (its ignored files, its kept tmp, the
+/// task's own build caches): the base the last attempt in it ran at and
+/// what that task could reach ([`Lineage::rights`]). A later task takes
+/// that state only if its base is that one or a descendant of it (what a
+/// pull request's code left is never built on at main: the cache
+/// poisoning CI systems scope their caches by branch against) and its
+/// rights are the same (what a task without network or keys left never
+/// runs in one with them); else its warm state is made anew.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lineage {
+    pub base: git2::Oid,
+    /// A hash of what the task may reach beyond its worktree.
+    pub rights: String,
+}
+
+impl Lineage {
+    /// A task's rights as one hash: `facts`, each what it may reach (its
+    /// network, its variables, its kind, whether it is sandboxed).
+    pub fn rights(facts: &[&str]) -> String {
+        let joined = facts.join("\u{0}");
+        git2::Oid::hash_object(git2::ObjectType::Blob, joined.as_bytes())
+            .map_or_else(|_| joined.len().to_string(), |oid| oid.to_string())
+    }
+
+    fn text(&self) -> String {
+        format!("base {}\nrights {}\n", self.base, self.rights)
+    }
+
+    /// The lineage the lines after a lease's first say, if they say one.
+    fn parse(said: &str) -> Option<Self> {
+        let mut lines = said.lines().skip(1);
+        let base = lines.next()?.strip_prefix("base ")?;
+        let rights = lines.next()?.strip_prefix("rights ")?;
+        Some(Self {
+            base: git2::Oid::from_str(base).ok()?,
+            rights: rights.to_string(),
+        })
+    }
 }
 
 impl WarmDir {
@@ -105,10 +149,10 @@ impl WarmDir {
         else {
             return Ok(Err(Unavailable::Busy));
         };
-        let mut said = String::new();
+        let mut text = String::new();
         lock.rewind()?;
-        lock.read_to_string(&mut said)?;
-        let said = said.trim();
+        lock.read_to_string(&mut text)?;
+        let said = text.lines().next().unwrap_or("").trim();
         let path = self.path(flat);
         let exists = path.symlink_metadata().is_ok();
         if exists && said != RELEASED {
@@ -117,11 +161,13 @@ impl WarmDir {
                 return Ok(Err(Unavailable::Unproven { run: left_by }));
             }
         }
-        write(&mut lock, &format!("in use by {run}"))?;
+        let lineage = Lineage::parse(&text).filter(|_| exists);
+        write(&mut lock, &in_use(run, lineage.as_ref()))?;
         Ok(Ok(Lease {
             lock,
             path,
             kept_before: !exists || said == RELEASED,
+            lineage,
         }))
     }
 
@@ -140,6 +186,7 @@ impl WarmDir {
             lock,
             path: self.path(flat),
             kept_before: true,
+            lineage: None,
         };
         lease.release()?;
         Ok(Some(lease))
@@ -149,14 +196,24 @@ impl WarmDir {
     /// lease says `in use by <run>` and no one holds it), if one did.
     pub fn left_by(&self, flat: &str) -> Option<String> {
         let text = std::fs::read_to_string(self.lease_file(flat)).ok()?;
-        text.trim().strip_prefix("in use by ").map(str::to_string)
+        let said = text.lines().next()?.trim();
+        said.strip_prefix("in use by ").map(str::to_string)
     }
 }
 
 impl Lease {
-    /// Says the worktree's content is on a ref: the next run may reset it.
+    /// Says the worktree's content is on a ref: the next run may reset it
+    /// (and take its warm state if its lineage is this one's).
     pub fn release(&mut self) -> std::io::Result<()> {
-        write(&mut self.lock, RELEASED)
+        let lineage = self.lineage.as_ref().map(Lineage::text).unwrap_or_default();
+        write(&mut self.lock, &format!("{RELEASED}\n{lineage}"))
+    }
+
+    /// [`Lease::release`], its warm state now `lineage`'s (an attempt ran
+    /// in it).
+    pub fn release_as(&mut self, lineage: Lineage) -> std::io::Result<()> {
+        self.lineage = Some(lineage);
+        self.release()
     }
 
     /// Says an attempt is at work in it again (a retry).
@@ -164,19 +221,36 @@ impl Lease {
         let mut said = String::new();
         self.lock.rewind()?;
         self.lock.read_to_string(&mut said)?;
-        self.kept_before = said.trim() == RELEASED;
-        write(&mut self.lock, &format!("in use by {run}"))
+        self.kept_before = said.lines().next().unwrap_or("").trim() == RELEASED;
+        write(&mut self.lock, &in_use(run, self.lineage.as_ref()))
+    }
+
+    /// Says the attempt at work in it for `run` is of `lineage` (its warm
+    /// state kept, or made anew for it): a run resumed after a crash takes
+    /// that state back as its own.
+    pub fn hold_as(&mut self, run: &str, lineage: Lineage) -> std::io::Result<()> {
+        write(&mut self.lock, &in_use(run, Some(&lineage)))?;
+        self.lineage = Some(lineage);
+        Ok(())
     }
 
     /// No attempt ran in it after all (its check-out failed): released
-    /// again if it was before [`Self::hold`], so the next run repairs it
-    /// rather than give its task a fresh worktree beside it for ever.
+    /// again if it was before [`Self::hold`] (its lineage as it was), so
+    /// the next run repairs it rather than give its task a fresh worktree
+    /// beside it for ever.
     pub fn unhold(&mut self) -> std::io::Result<()> {
         match self.kept_before {
             true => self.release(),
             false => Ok(()),
         }
     }
+}
+
+/// A lease's text while `run` has an attempt at work in it, with the
+/// lineage of its warm state.
+fn in_use(run: &str, lineage: Option<&Lineage>) -> String {
+    let lineage = lineage.map(Lineage::text).unwrap_or_default();
+    format!("in use by {run}\n{lineage}")
 }
 
 fn write(file: &mut File, text: &str) -> std::io::Result<()> {

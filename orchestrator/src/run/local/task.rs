@@ -399,12 +399,26 @@ impl Life<'_> {
             (Isolation::Worktree, Some(held)) => {
                 let workdir = held.path.clone();
                 let (worktrees, p, id) = (Arc::clone(ctx), workdir.clone(), task.id.clone());
+                let (before, now) = (held.lineage.clone(), lineage(ctx, task, base));
+                let recorded = now.clone();
                 let (admin, made) = blocking(move || {
+                    // Its warm state (ignored files, kept tmp, its own
+                    // build caches) only for a task of its lineage: else
+                    // all of it is made anew.
+                    let inherits = before.is_some_and(|b| {
+                        b.rights == now.rights && worktrees.worktrees.descends(base, b.base)
+                    });
+                    if !inherits {
+                        forget_warm_state(&worktrees, &id);
+                    }
                     // git never moves a worktree holding a task's files
                     // (their `.lfsconfig`) where its checkout could run a
                     // filter driver: it is made again (see
                     // `git::worktree`).
-                    if p.symlink_metadata().is_ok() && !worktrees.worktrees.may_run_filters(base) {
+                    if inherits
+                        && p.symlink_metadata().is_ok()
+                        && !worktrees.worktrees.may_run_filters(base)
+                    {
                         match worktrees.worktrees.bring_to(&p, base) {
                             Ok(Some(admin)) => return Ok((admin, false)),
                             Ok(None) => tracing::warn!(task = %id, path = %p.display(), "git has no record of its warm worktree; making it again"),
@@ -414,6 +428,11 @@ impl Life<'_> {
                     worktrees.worktrees.create(&p, base, &[]).map(|a| (a, true))
                 })
                 .await?;
+                if let Some(lease) = self.lease.as_mut()
+                    && let Err(e) = lease.hold_as(&ctx.run, recorded)
+                {
+                    tracing::warn!(task = %task.id, error = %e, "failed to write its warm worktree's lease");
+                }
                 Place {
                     workdir,
                     admin: Some(admin.clone()),
@@ -501,7 +520,8 @@ impl Life<'_> {
                 Err(e) => tracing::warn!(task = %self.task.id, error = %e, "failed to remove what setup wrote"),
             }
         }
-        release(&mut self.lease, &self.task);
+        let ran_here = lineage(self.ctx, &self.task, self.base);
+        release(&mut self.lease, &self.task, Some(ran_here));
         if attempt == self.last_attempt || cancelled {
             let status = match cancelled {
                 true => TaskStatus::Cancelled,
@@ -583,7 +603,7 @@ impl Life<'_> {
             && withdrawn.is_some_and(|s| *s.borrow() == swarm_worker::DeckSignal::Withdraw)
         {
             // Nothing ran in it: a warm one is kept as it is.
-            release(&mut self.lease, task);
+            release(&mut self.lease, task, None);
             self.remove_worktree(place.workdir.clone(), place.admin.clone())
                 .await?;
             return Ok(None);
@@ -684,7 +704,8 @@ impl Life<'_> {
             }
         };
         // Its work is on a ref now: a warm worktree may be reset.
-        release(&mut self.lease, task);
+        let ran_here = lineage(self.ctx, task, self.base);
+        release(&mut self.lease, task, Some(ran_here));
         let success = ran_ok && outside.is_empty() && flaky.is_none();
         // Its kept tmp is worth keeping only after an attempt that passed
         // every check: the next one finds it as this one left it.
@@ -1319,12 +1340,58 @@ fn lease_warm(
     }
 }
 
-/// Says `lease`'s worktree holds nothing that is not on a ref.
-fn release(lease: &mut Option<crate::run::warm::Lease>, task: &Task) {
-    if let Some(lease) = lease
-        && let Err(e) = lease.release()
-    {
-        tracing::warn!(task = %task.id, error = %e, "failed to release its warm worktree; the next run gets a fresh one");
+/// Says `lease`'s worktree holds nothing that is not on a ref; its warm
+/// state `ran`'s (the lineage of an attempt that ran in it), or as it was
+/// (none did).
+fn release(
+    lease: &mut Option<crate::run::warm::Lease>,
+    task: &Task,
+    ran: Option<crate::run::warm::Lineage>,
+) {
+    if let Some(lease) = lease {
+        let released = match ran {
+            Some(lineage) => lease.release_as(lineage),
+            None => lease.release(),
+        };
+        if let Err(e) = released {
+            tracing::warn!(task = %task.id, error = %e, "failed to release its warm worktree; the next run gets a fresh one");
+        }
+    }
+}
+
+/// The lineage of `task`'s attempts at `base` (see
+/// [`crate::run::warm::Lineage`]): what it may reach beyond its worktree is
+/// its network, its variables, its kind and whether the run is sandboxed.
+fn lineage(ctx: &Ctx, task: &Task, base: git2::Oid) -> crate::run::warm::Lineage {
+    let network = format!("{:?}", task.network);
+    let env: Vec<String> = task.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let kind = format!("{:?}", task.kind());
+    let sandboxed = ctx.sandbox.is_some().to_string();
+    crate::run::warm::Lineage {
+        base,
+        rights: crate::run::warm::Lineage::rights(&[&network, &env.join("\n"), &kind, &sandboxed]),
+    }
+}
+
+/// Makes the warm state of task `id` anew, but its worktree (made again
+/// by the caller): the mark that keeps its tmp (so the tmp is made fresh)
+/// and its own build caches (`<cache>/<task>`), removed as what they are,
+/// never through a link. Failures are warned of: a cache left is what it
+/// was before this check existed.
+fn forget_warm_state(ctx: &Ctx, id: &str) {
+    let flat = crate::ids::flat(id);
+    if let Some((warm, _)) = &ctx.warm {
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "`<home>/.warm/.tmp-kept`, swarm's: no task writes there"
+        )]
+        let _ = std::fs::remove_file(warm.tmp_mark(&flat));
+    }
+    for cache in ctx.caches.iter().filter(|c| c.per_task) {
+        let dir = cache.dir.join(&*flat);
+        if let Err(e) = crate::untrusted::TaskDir::discard(&dir) {
+            tracing::warn!(task = %id, path = %dir.display(), error = %e, "failed to empty its build cache of another lineage");
+        }
     }
 }
 
