@@ -578,8 +578,11 @@ fn a_long_rust_test_file_is_split_by_the_tests_cargo_nextest_lists_and_each_runs
         );
     }
     crate::support::assert_valid_junit(&junit);
-    // And by nextest's own lines: the long file's nine tests ran five in
-    // one shard and four in the other (a part each), eleven tests in all.
+    // And by nextest's own lines: the long file's nine tests ran in both
+    // shards (a part each), eleven tests in all. How many in each follows
+    // the times learned on this machine (4 and 5 when idle; a machine
+    // loaded by other builds learned a.rs and b.rs slower and gave 3 and
+    // 6), so only the split is asserted.
     let mut big = Vec::new();
     let mut all = 0;
     for shard in ["nextest-1", "nextest-2"] {
@@ -592,8 +595,8 @@ fn a_long_rust_test_file_is_split_by_the_tests_cargo_nextest_lists_and_each_runs
         big.push(passed.iter().filter(|l| l.contains("tiny::big ")).count());
         all += passed.len();
     }
-    big.sort_unstable();
-    assert_eq!((big, all), (vec![4, 5], 11));
+    assert!(big.iter().all(|&n| n > 0), "{big:?}");
+    assert_eq!((big.iter().sum::<usize>(), all), (9, 11));
 }
 
 #[test]
