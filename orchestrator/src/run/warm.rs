@@ -343,4 +343,38 @@ mod tests {
             [("t".to_string(), second.path.clone())]
         );
     }
+
+    /// A lease carries the lineage of its warm state through every word it
+    /// says (in use, released, a retry's hold, a failed check-out), so a
+    /// resumed run and a later one read the state's lineage back; a lease
+    /// of a worktree that is gone says none.
+    #[test]
+    fn a_leases_lineage_is_read_back_whatever_it_said_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let warm = WarmDir::new(dir.path().join(".warm"));
+        let lineage = |n: u8| Lineage {
+            base: git2::Oid::from_bytes(&[n; 20]).unwrap(),
+            rights: Lineage::rights(&["none", &n.to_string()]),
+        };
+        let mut lease = warm.lease("t", "one", false).unwrap().unwrap();
+        assert_eq!(lease.lineage, None);
+        std::fs::create_dir_all(&lease.path).unwrap();
+        lease.hold_as("one", lineage(1)).unwrap();
+        // Its coordinator dies mid-attempt; the run is resumed.
+        drop(lease);
+        lease = warm.lease("t", "one", true).unwrap().unwrap();
+        assert_eq!(lease.lineage, Some(lineage(1)));
+        lease.release_as(lineage(2)).unwrap();
+        lease.hold("one").unwrap();
+        lease.unhold().unwrap();
+        drop(lease);
+        lease = warm.lease("t", "two", false).unwrap().unwrap();
+        assert_eq!(lease.lineage, Some(lineage(2)));
+        assert_ne!(lineage(1).rights, lineage(2).rights);
+        lease.release().unwrap();
+        drop(lease);
+        std::fs::remove_dir(dir.path().join(".warm/t")).unwrap();
+        let gone = warm.lease("t", "three", false).unwrap().unwrap();
+        assert_eq!(gone.lineage, None);
+    }
 }
