@@ -59,7 +59,7 @@ pub struct Lease {
     kept_before: bool,
     /// Whose its warm state is: what the lease said when it was taken
     /// (the attempt that last released it), then what this task's
-    /// attempts say ([`Lease::release_as`]).
+    /// attempts say ([`Lease::hold_as`]).
     pub lineage: Option<Lineage>,
 }
 
@@ -209,13 +209,6 @@ impl Lease {
         write(&mut self.lock, &format!("{RELEASED}\n{lineage}"))
     }
 
-    /// [`Lease::release`], its warm state now `lineage`'s (an attempt ran
-    /// in it).
-    pub fn release_as(&mut self, lineage: Lineage) -> std::io::Result<()> {
-        self.lineage = Some(lineage);
-        self.release()
-    }
-
     /// Says an attempt is at work in it again (a retry).
     pub fn hold(&mut self, run: &str) -> std::io::Result<()> {
         let mut said = String::new();
@@ -229,9 +222,8 @@ impl Lease {
     /// state kept, or made anew for it): a run resumed after a crash takes
     /// that state back as its own.
     pub fn hold_as(&mut self, run: &str, lineage: Lineage) -> std::io::Result<()> {
-        write(&mut self.lock, &in_use(run, Some(&lineage)))?;
         self.lineage = Some(lineage);
-        Ok(())
+        write(&mut self.lock, &in_use(run, self.lineage.as_ref()))
     }
 
     /// No attempt ran in it after all (its check-out failed): released
@@ -364,7 +356,8 @@ mod tests {
         drop(lease);
         lease = warm.lease("t", "one", true).unwrap().unwrap();
         assert_eq!(lease.lineage, Some(lineage(1)));
-        lease.release_as(lineage(2)).unwrap();
+        lease.hold_as("one", lineage(2)).unwrap();
+        lease.release().unwrap();
         lease.hold("one").unwrap();
         lease.unhold().unwrap();
         drop(lease);

@@ -520,8 +520,7 @@ impl Life<'_> {
                 Err(e) => tracing::warn!(task = %self.task.id, error = %e, "failed to remove what setup wrote"),
             }
         }
-        let ran_here = lineage(self.ctx, &self.task, self.base);
-        release(&mut self.lease, &self.task, Some(ran_here));
+        release(&mut self.lease, &self.task);
         if attempt == self.last_attempt || cancelled {
             let status = match cancelled {
                 true => TaskStatus::Cancelled,
@@ -603,7 +602,7 @@ impl Life<'_> {
             && withdrawn.is_some_and(|s| *s.borrow() == swarm_worker::DeckSignal::Withdraw)
         {
             // Nothing ran in it: a warm one is kept as it is.
-            release(&mut self.lease, task, None);
+            release(&mut self.lease, task);
             self.remove_worktree(place.workdir.clone(), place.admin.clone())
                 .await?;
             return Ok(None);
@@ -704,8 +703,7 @@ impl Life<'_> {
             }
         };
         // Its work is on a ref now: a warm worktree may be reset.
-        let ran_here = lineage(self.ctx, task, self.base);
-        release(&mut self.lease, task, Some(ran_here));
+        release(&mut self.lease, task);
         let success = ran_ok && outside.is_empty() && flaky.is_none();
         // Its kept tmp is worth keeping only after an attempt that passed
         // every check: the next one finds it as this one left it.
@@ -1340,22 +1338,13 @@ fn lease_warm(
     }
 }
 
-/// Says `lease`'s worktree holds nothing that is not on a ref; its warm
-/// state `ran`'s (the lineage of an attempt that ran in it), or as it was
-/// (none did).
-fn release(
-    lease: &mut Option<crate::run::warm::Lease>,
-    task: &Task,
-    ran: Option<crate::run::warm::Lineage>,
-) {
-    if let Some(lease) = lease {
-        let released = match ran {
-            Some(lineage) => lease.release_as(lineage),
-            None => lease.release(),
-        };
-        if let Err(e) = released {
-            tracing::warn!(task = %task.id, error = %e, "failed to release its warm worktree; the next run gets a fresh one");
-        }
+/// Says `lease`'s worktree holds nothing that is not on a ref (its warm
+/// state of the lineage `place` recorded with `Lease::hold_as`).
+fn release(lease: &mut Option<crate::run::warm::Lease>, task: &Task) {
+    if let Some(lease) = lease
+        && let Err(e) = lease.release()
+    {
+        tracing::warn!(task = %task.id, error = %e, "failed to release its warm worktree; the next run gets a fresh one");
     }
 }
 
