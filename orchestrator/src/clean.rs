@@ -886,6 +886,9 @@ pub fn free_caches(repo: &Repo, state: &State) -> Result<FreedCaches, CleanError
                 Err(e) => freed.problems.push(e.to_string()),
             }
         }
+        if let Err(e) = home.remove_records() {
+            freed.problems.push(e.to_string());
+        }
     }
     drop(locks);
     Ok(freed)

@@ -395,13 +395,16 @@ impl WorktreeHome {
 
     /// The build caches in this home: `(tool, path, bytes)` for each
     /// `<home>/.cache/<tool>`, links not followed (a link there is listed,
-    /// and removed, as itself).
+    /// and removed, as itself); not the records of whose the tasks' own
+    /// caches are ([`LINEAGE_RECORDS`], removed with the caches by
+    /// [`WorktreeHome::remove_records`]).
     pub fn caches(&self) -> Result<Vec<(String, PathBuf, u64)>, HomeError> {
         let cache = self.path().join(CACHE);
         let mut out: Vec<_> = self
             .dir
             .entries(&self.parts(&[CACHE]))?
             .into_iter()
+            .filter(|e| e.name != LINEAGE_RECORDS)
             .map(|e| {
                 let bytes = self.dir.size(&self.parts(&[CACHE, &e.name]));
                 (e.name.clone(), cache.join(&e.name), bytes)
@@ -415,7 +418,17 @@ impl WorktreeHome {
     pub fn remove_cache(&self, tool: &str) -> Result<(), HomeError> {
         Ok(self.dir.remove(&self.parts(&[CACHE, tool]))?)
     }
+
+    /// Removes the records of whose the tasks' own caches are (with the
+    /// caches: a record left alone would only empty a cache again).
+    pub fn remove_records(&self) -> Result<(), HomeError> {
+        self.remove_cache(LINEAGE_RECORDS)
+    }
 }
+
+/// Where, under a home's `.cache/`, swarm records whose lineage each
+/// task's own build cache is (`run::local::own_caches`): not a cache.
+pub const LINEAGE_RECORDS: &str = "@lineage";
 
 /// Where a home keeps its build caches.
 const CACHE: &str = ".cache";

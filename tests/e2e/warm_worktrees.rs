@@ -705,12 +705,22 @@ fn warm_state_goes_only_to_a_later_task_of_its_lineage() {
         "o.toml",
         &format!("[[task]]\nid = \"t\"\nenv = {{ X = \"2\" }}\nrun = '''\n{script}'''\n"),
     );
+    assert_eq!(
+        seen_by_lineage(&repo, &plain, &other),
+        "one: 0 0\ntwo: 1 1\nthree: 0 0\nfour: 1 1\nfive: 0 0"
+    );
+}
+
+/// What `seen.txt` says after each of five runs: `plain` twice, `other`
+/// (the same task id with other variables) twice, then `other` again at
+/// the base amended (a commit that does not descend from the last run's).
+fn seen_by_lineage(repo: &TestRepo, plain: &Path, other: &Path) -> String {
     let mut seen = Vec::new();
     for (run, plan) in [
-        ("one", &plain),
-        ("two", &plain),
-        ("three", &other),
-        ("four", &other),
+        ("one", plain),
+        ("two", plain),
+        ("three", other),
+        ("four", other),
     ] {
         repo.run_plan(plan, &["--name", run]).assert_code(0);
         seen.push(format!(
@@ -718,12 +728,42 @@ fn warm_state_goes_only_to_a_later_task_of_its_lineage() {
             repo.show(&format!("swarm/{run}"), "seen.txt")
         ));
     }
-    // The same commit made again: a base that is not a descendant.
-    repo.git(&["commit", "-q", "--amend", "-m", "the file again"]);
-    repo.run_plan(&other, &["--name", "five"]).assert_code(0);
+    repo.git(&[
+        "commit",
+        "-q",
+        "--allow-empty",
+        "--amend",
+        "-m",
+        "the commit again",
+    ]);
+    repo.run_plan(other, &["--name", "five"]).assert_code(0);
     seen.push(format!("five: {}", repo.show("swarm/five", "seen.txt")));
+    seen.join("\n")
+}
+
+/// A task's own build cache (its cargo target directory) follows the same
+/// rule when the task is not warm: kept for a later run of its lineage,
+/// emptied for a task of the same id with other variables or at a base
+/// that does not descend from the last run's (it was keyed by the task id
+/// alone, warm or not). The lineage is the run's base: a task with a
+/// dependency, which starts from that dependency's result (a new commit
+/// every run), keeps its cache from one run to the next.
+#[test]
+fn a_tasks_own_build_cache_goes_only_to_a_later_task_of_its_lineage() {
+    let repo = TestRepo::new();
+    let script = "test -n \"$CARGO_TARGET_DIR\"\n\
+                  a=$(cat \"$CARGO_TARGET_DIR/n\" 2>/dev/null || echo 0)\n\
+                  echo $((a + 1)) > \"$CARGO_TARGET_DIR/n\" && echo \"$a\" > seen.txt\n";
+    let plan = |env: &str| {
+        format!(
+            "[[task]]\nid = \"d\"\nrun = \"date +%s%N > d.txt\"\n\n\
+             [[task]]\nid = \"t\"\ndeps = [\"d\"]\nwarm = false\n{env}run = '''\n{script}'''\n"
+        )
+    };
+    let plain = repo.plan("p.toml", &plan(""));
+    let other = repo.plan("o.toml", &plan("env = { X = \"2\" }\n"));
     assert_eq!(
-        seen.join("\n"),
-        "one: 0 0\ntwo: 1 1\nthree: 0 0\nfour: 1 1\nfive: 0 0"
+        seen_by_lineage(&repo, &plain, &other),
+        "one: 0\ntwo: 1\nthree: 0\nfour: 1\nfive: 0"
     );
 }

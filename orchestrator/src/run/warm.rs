@@ -63,16 +63,19 @@ pub struct Lease {
     pub lineage: Option<Lineage>,
 }
 
-/// Whose a warm worktree's state is (its ignored files, its kept tmp, the
-/// task's own build caches): the base the last attempt in it ran at and
-/// what that task could reach ([`Lineage::rights`]). A later task takes
-/// that state only if its base is that one or a descendant of it (what a
+/// Whose a warm worktree's state is (its ignored files, its kept tmp; a
+/// task's own build caches are recorded the same way, in
+/// `run::local::own_caches`): the base of the run the last attempt in it
+/// was of (`own_caches::lineage`) and what that task could reach
+/// ([`Lineage::rights`]). A later task takes that state only if its run's
+/// base is that one or a descendant of it (what a
 /// pull request's code left is never built on at main: the cache
 /// poisoning CI systems scope their caches by branch against) and its
 /// rights are the same (what a task without network or keys left never
 /// runs in one with them); else its warm state is made anew.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lineage {
+    /// The run's base (or the task's, where a node does not know it).
     pub base: git2::Oid,
     /// A hash of what the task may reach beyond its worktree.
     pub rights: String,
@@ -87,13 +90,20 @@ impl Lineage {
             .map_or_else(|_| joined.len().to_string(), |oid| oid.to_string())
     }
 
-    fn text(&self) -> String {
+    /// As swarm writes it down: two lines.
+    pub fn text(&self) -> String {
         format!("base {}\nrights {}\n", self.base, self.rights)
     }
 
     /// The lineage the lines after a lease's first say, if they say one.
     fn parse(said: &str) -> Option<Self> {
-        let mut lines = said.lines().skip(1);
+        Self::from_text(said.split_once('\n')?.1)
+    }
+
+    /// The lineage `text` (as [`Lineage::text`] writes it) says, if it
+    /// says one.
+    pub fn from_text(text: &str) -> Option<Self> {
+        let mut lines = text.lines();
         let base = lines.next()?.strip_prefix("base ")?;
         let rights = lines.next()?.strip_prefix("rights ")?;
         Some(Self {

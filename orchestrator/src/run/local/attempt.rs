@@ -16,31 +16,12 @@ use tokio::sync::watch;
 use super::ctx::{Ctx, Rights};
 use super::describe::{Verify, did_its_work};
 use super::egress::Egress;
-use super::worker_files::{owned_cache_dir, trust_checkouts};
+use super::own_caches::task_caches;
+use super::worker_files::trust_checkouts;
 use crate::git::write_view;
 use crate::layout::{log_paths, verify_log_paths};
 use crate::plan::{AgentTask, Payload, Task, TaskNetwork, WasmTask};
 use crate::untrusted::TaskDir;
-
-/// The directories of `ctx`'s caches that `task` uses, made (and handed to
-/// `owner`, the identity sandboxed tasks run as when it is not swarm's).
-fn task_caches(
-    ctx: &Ctx,
-    task: &Task,
-    owner: Option<(u32, u32)>,
-) -> std::io::Result<Vec<(String, PathBuf)>> {
-    let mut out = Vec::new();
-    for cache in &ctx.caches {
-        // A read-only task's too: the checks the "changed nothing" warning
-        // recommends would otherwise build everything again every run.
-        let dir = match cache.per_task {
-            false => cache.dir.clone(),
-            true => owned_cache_dir(&cache.dir, &crate::ids::flat(&task.id), owner)?,
-        };
-        out.push((cache.var.clone(), dir));
-    }
-    Ok(out)
-}
 
 /// The build caches of a `[setup]` with its own rights: setup's own
 /// (`<home>/.cache/@setup/<tool>`), which no task is shown, so that nothing
@@ -798,8 +779,7 @@ impl Confined<'_> {
         let caches = match (in_process, setups_caches) {
             (true, _) => Vec::new(),
             (false, true) => setups_caches_of(ctx),
-            (false, false) => task_caches(ctx, task, swarm_sandbox::worker_identity())
-                .map_err(|e| format!("create the build caches of task `{}`: {e}", task.id))?,
+            (false, false) => task_caches(ctx, task)?,
         };
         // Writable: the worktree (for a task with `paths` or `creates`,
         // only those, see `owned_paths::writable`: the rest of the worktree
@@ -863,7 +843,7 @@ impl Confined<'_> {
             policy.run_wide.extend(
                 ctx.caches
                     .iter()
-                    .filter(|c| !c.per_task)
+                    .filter(|c| c.records.is_none())
                     .map(|c| c.dir.clone()),
             );
         }

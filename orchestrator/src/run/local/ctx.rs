@@ -94,6 +94,9 @@ pub(crate) struct Ctx {
     /// task (see `attempt::readonly_view`).
     pub readonly_views:
         std::sync::Mutex<std::collections::HashMap<PathBuf, Vec<swarm_sandbox::View>>>,
+    /// Each running task's own build caches, by task id, as readied for
+    /// its attempt (`own_caches::ready`): `(variable, directory)`.
+    pub own_caches: DashMap<String, Vec<(String, PathBuf)>>,
     /// Where the task's events go (its executor).
     pub events: mpsc::UnboundedSender<ExecEvent>,
     /// Subtask requests of running attempts, checked as they come.
@@ -151,8 +154,10 @@ impl Ctx {
 pub(crate) struct Cache {
     pub var: String,
     pub dir: PathBuf,
-    /// Each task gets `<dir>/<task>`, made when it first runs.
-    pub per_task: bool,
+    /// For a cache each task has its own of (`<dir>/<task>`, made when it
+    /// first runs): where swarm records whose lineage each task's is
+    /// (`<home>/.cache/@lineage/<tool>`, see `own_caches`).
+    pub records: Option<PathBuf>,
     /// `[setup]`'s own (`<home>/.cache/@setup/<tool>`, or the run's own
     /// when another run holds those), for a run with one: a setup with its
     /// own rights reads no cache a task, or a setup of a base outside its

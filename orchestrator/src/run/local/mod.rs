@@ -11,6 +11,7 @@ pub(crate) mod egress;
 mod hints;
 pub(crate) mod layers;
 pub(crate) mod message;
+pub(crate) mod own_caches;
 pub(crate) mod owned_paths;
 pub(crate) mod prepare;
 mod prepare_files;
@@ -200,6 +201,7 @@ impl LocalExecutor {
             cgroups,
             readonly: DashMap::new(),
             readonly_views: Default::default(),
+            own_caches: Default::default(),
             events: tx,
             spawner,
         });
@@ -778,14 +780,30 @@ pub(super) fn cache_dirs(
             // person's, with its network and keys, must not run or build
             // on what they left there (a test binary cargo takes as fresh,
             // a wheel), as it never takes their warm worktrees.
-            let dir = match prepared.plan.origin.is_untrusted() {
+            let untrusted = prepared.plan.origin.is_untrusted();
+            let dir = match untrusted {
                 true => home.own_cache_dir(UNTRUSTED_CACHES, &c.name, owner)?,
                 false => home.cache_dir(&c.name, owner)?,
+            };
+            // Whose lineage each task's own cache is, in a directory of
+            // swarm's no task is shown (see `own_caches`).
+            let records = match (c.per_task, untrusted) {
+                (false, _) => None,
+                (true, false) => Some(home.own_cache_dir(
+                    crate::worktree_home::LINEAGE_RECORDS,
+                    &c.name,
+                    None,
+                )?),
+                (true, true) => Some(home.own_cache_dir(
+                    crate::worktree_home::LINEAGE_RECORDS,
+                    &format!("{UNTRUSTED_CACHES}-{}", c.name),
+                    None,
+                )?),
             };
             Ok(ctx::Cache {
                 var: c.var.clone(),
                 dir,
-                per_task: c.per_task,
+                records,
                 setup_dir,
             })
         })

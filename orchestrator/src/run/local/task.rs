@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 use super::attempt::{Phase, Ran, run_attempt};
 use super::ctx::{Ctx, readonly_checkout, short_of_space, short_of_space_now};
 use super::describe::{Verify, describe_result};
+use super::own_caches;
 use super::prepare::Prepared;
 use crate::git::{
     GitError, SnapshotLimits, State, Worktrees, leave_out, merge_results, refs, snapshot_screened,
@@ -147,6 +148,7 @@ async fn execute_inner(
         tests: TestsSoFar::default(),
         base,
         lease,
+        own_caches: None,
         stop,
         set_up_from,
         carried: None,
@@ -208,6 +210,8 @@ struct Life<'a> {
     last_attempt: u32,
     /// Its warm worktree, held from its first attempt to its end.
     lease: Option<crate::run::warm::Lease>,
+    /// Its own build caches, readied for the attempt at work.
+    own_caches: Option<own_caches::Held>,
     stop: watch::Receiver<Option<Stop>>,
     /// Where the next attempt's set-up is timed from.
     set_up_from: Instant,
@@ -315,6 +319,10 @@ impl Life<'_> {
                 return Err(e);
             }
         };
+        // Its own build caches, for this attempt's lineage: its
+        // `[setup]`, itself and its `[cleanup]` build in them.
+        self.own_caches = None;
+        self.own_caches = own_caches::ready(ctx, &self.planned, self.base).await;
         // The plan's `[setup]`, in a fresh worktree: part of its set-up.
         let prepare_began = Instant::now();
         let prepared = match &place.admin {
@@ -399,14 +407,14 @@ impl Life<'_> {
             (Isolation::Worktree, Some(held)) => {
                 let workdir = held.path.clone();
                 let (worktrees, p, id) = (Arc::clone(ctx), workdir.clone(), task.id.clone());
-                let (before, now) = (held.lineage.clone(), lineage(ctx, task, base));
+                let (before, now) = (held.lineage.clone(), own_caches::lineage(ctx, task, base));
                 let recorded = now.clone();
                 let (admin, made) = blocking(move || {
-                    // Its warm state (ignored files, kept tmp, its own
-                    // build caches) only for a task of its lineage: else
-                    // all of it is made anew.
+                    // Its warm state (ignored files, kept tmp) only for a
+                    // task of its lineage: else all of it is made anew
+                    // (its own build caches: `own_caches`, the same rule).
                     let inherits = before.is_some_and(|b| {
-                        b.rights == now.rights && worktrees.worktrees.descends(base, b.base)
+                        b.rights == now.rights && worktrees.worktrees.descends(now.base, b.base)
                     });
                     if !inherits {
                         forget_warm_state(&worktrees, &id);
@@ -1348,39 +1356,24 @@ fn release(lease: &mut Option<crate::run::warm::Lease>, task: &Task) {
     }
 }
 
-/// The lineage of `task`'s attempts at `base` (see
-/// [`crate::run::warm::Lineage`]): what it may reach beyond its worktree is
-/// its network, its variables, its kind and whether the run is sandboxed.
-fn lineage(ctx: &Ctx, task: &Task, base: git2::Oid) -> crate::run::warm::Lineage {
-    let network = format!("{:?}", task.network);
-    let env: Vec<String> = task.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let kind = format!("{:?}", task.kind());
-    let sandboxed = ctx.sandbox.is_some().to_string();
-    crate::run::warm::Lineage {
-        base,
-        rights: crate::run::warm::Lineage::rights(&[&network, &env.join("\n"), &kind, &sandboxed]),
-    }
-}
-
 /// Makes the warm state of task `id` anew, but its worktree (made again
-/// by the caller): the mark that keeps its tmp (so the tmp is made fresh)
-/// and its own build caches (`<cache>/<task>`), removed as what they are,
-/// never through a link. Failures are warned of: a cache left is what it
-/// was before this check existed.
+/// by the caller) and its own build caches (readied for each attempt by
+/// `own_caches`, under the same rule): the mark that keeps its tmp, so
+/// the tmp is made fresh. A failure is warned of.
 fn forget_warm_state(ctx: &Ctx, id: &str) {
-    let flat = crate::ids::flat(id);
-    if let Some((warm, _)) = &ctx.warm {
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "`<home>/.warm/.tmp-kept`, swarm's: no task writes there"
-        )]
-        let _ = std::fs::remove_file(warm.tmp_mark(&flat));
-    }
-    for cache in ctx.caches.iter().filter(|c| c.per_task) {
-        let dir = cache.dir.join(&*flat);
-        if let Err(e) = crate::untrusted::TaskDir::discard(&dir) {
-            tracing::warn!(task = %id, path = %dir.display(), error = %e, "failed to empty its build cache of another lineage");
-        }
+    let Some((warm, _)) = &ctx.warm else {
+        return;
+    };
+    let mark = warm.tmp_mark(&crate::ids::flat(id));
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "`<home>/.warm/.tmp-kept`, swarm's: no task writes there"
+    )]
+    let removed = std::fs::remove_file(&mark);
+    if let Err(e) = removed
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(task = %id, path = %mark.display(), error = %e, "failed to forget its kept tmp of another lineage");
     }
 }
 

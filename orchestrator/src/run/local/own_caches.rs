@@ -1,0 +1,357 @@
+//! A task's build caches, and its own ones (`<cache>/<task>`: the cargo
+//! target directory) kept from one run to the next for a later attempt of
+//! its lineage only.
+//!
+//! What a task leaves in its own build cache, a later run of a task of the
+//! same id builds on: cargo takes a test binary there as fresh when its
+//! fingerprint says so, and runs it with that task's network and keys. A
+//! warm worktree's state goes only to a task of its lineage
+//! ([`crate::run::warm::Lineage`]: a base that is the last attempt's or
+//! descends from it, the same rights); a task's own cache follows the same
+//! rule, warm or not (a read-only task never is, and a task whose warm
+//! worktree is busy gets a fresh worktree but the same cache). So for each
+//! such cache swarm keeps a record, in a directory of its own that no task
+//! is shown (`<home>/.cache/@lineage/<tool>/<task>`): the lineage of the
+//! last attempt that used it, written before that attempt's `[setup]`
+//! starts (one cut short is recorded all the same). An attempt of another
+//! lineage, or one that finds no record (a cache an older swarm kept),
+//! empties the cache first. The lineage is the planned task's, for its
+//! `[setup]` and `[cleanup]` too, which run in its worktree with no more
+//! than its rights.
+//!
+//! The record is also a lock (`flock`), held while the task's attempt
+//! lasts: another run's attempt of the same task id, of any lineage, gets
+//! an empty cache of its own in its run's tmp for that attempt, as it gets
+//! a fresh worktree beside a warm one another run holds; so does an
+//! attempt whose cache cannot be emptied. The record is written without
+//! `fsync` (a run of a thousand tasks at a new base would pay one each): a
+//! crash of the machine leaves the old record or an empty one, which
+//! empties the cache.
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use git2::Oid;
+use nix::fcntl::{Flock, FlockArg};
+
+use super::ctx::{Cache, Ctx};
+use super::worker_files::owned_cache_dir;
+use crate::plan::Task;
+use crate::run::warm::Lineage;
+use crate::untrusted::TaskDir;
+
+/// The longest record read (two lines: a commit id, a hash).
+const RECORD_LIMIT: u64 = 256;
+
+/// Where a run keeps the caches it gives an attempt instead of the task's
+/// own (`<run>/tmp/own-caches/<task>/<tool>`).
+const PRIVATE: &str = "own-caches";
+
+/// The lineage of `task`'s attempts at `base` (see [`Lineage`]): the run's
+/// base where it is known (the commit the person ran the plan at: a task
+/// with dependencies starts from a merge of their results made anew every
+/// run, which no later run's descends from; what those results ran in it
+/// had its rights, as they do again), else `base`; and what it may reach
+/// beyond its worktree: its network, its variables, its kind and whether
+/// the run is sandboxed.
+pub(super) fn lineage(ctx: &Ctx, task: &Task, base: Oid) -> Lineage {
+    let network = format!("{:?}", task.network);
+    let env: Vec<String> = task.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let kind = format!("{:?}", task.kind());
+    let sandboxed = ctx.sandbox.is_some().to_string();
+    Lineage {
+        base: ctx.run_base.unwrap_or(base),
+        rights: Lineage::rights(&[&network, &env.join("\n"), &kind, &sandboxed]),
+    }
+}
+
+/// A task's own build caches readied for an attempt ([`ready`]): their
+/// records locked while it lasts, and their directories said in
+/// `ctx.own_caches` for the attempt's `[setup]`, the task and its
+/// `[cleanup]` ([`task_caches`]), until it is dropped.
+#[derive(Debug)]
+pub(super) struct Held {
+    ctx: Arc<Ctx>,
+    id: String,
+    _records: Vec<Flock<File>>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.ctx.own_caches.remove(&self.id);
+    }
+}
+
+/// Readies the task's own build caches for an attempt of `task` (as
+/// planned) at `base`: each kept if the attempt that last used it was of
+/// this one's lineage, else emptied, then recorded as this one's; or, if
+/// another run's attempt holds it or it cannot be emptied, an empty one of
+/// the attempt's own. `None` when the run gives tasks no cache of their own.
+pub(super) async fn ready(ctx: &Arc<Ctx>, task: &Task, base: Oid) -> Option<Held> {
+    let own: Vec<(&Cache, &Path)> = ctx
+        .caches
+        .iter()
+        .filter_map(|c| Some((c, c.records.as_deref()?)))
+        .collect();
+    if own.is_empty() {
+        return None;
+    }
+    let flat = crate::ids::flat(&task.id).into_owned();
+    let now = lineage(ctx, task, base);
+    let owner = swarm_sandbox::worker_identity();
+    let mut dirs = Vec::with_capacity(own.len());
+    let mut held = Vec::with_capacity(own.len());
+    for (cache, records) in own {
+        let dir = match ready_one(ctx, (cache, records), &flat, &now, owner).await {
+            Ok((dir, record)) => {
+                held.push(record);
+                dir
+            }
+            Err(why) => {
+                tracing::info!(task = %task.id, cache = %cache.var, %why, "this attempt builds in an empty cache of its own");
+                match private(ctx, cache, &flat, owner) {
+                    Ok(dir) => dir,
+                    Err(e) => {
+                        tracing::warn!(task = %task.id, error = %e, "failed to make a build cache of the attempt's own");
+                        continue;
+                    }
+                }
+            }
+        };
+        dirs.push((cache.var.clone(), dir));
+    }
+    ctx.own_caches.insert(task.id.clone(), dirs);
+    Some(Held {
+        ctx: Arc::clone(ctx),
+        id: task.id.clone(),
+        _records: held,
+    })
+}
+
+/// The directories of `ctx`'s caches that `task` uses: the shared ones,
+/// and its own as [`ready`] readied them for the attempt.
+pub(super) fn task_caches(ctx: &Ctx, task: &Task) -> Result<Vec<(String, PathBuf)>, String> {
+    let own = ctx.own_caches.get(&task.id);
+    ctx.caches
+        .iter()
+        .map(|cache| match &cache.records {
+            None => Ok((cache.var.clone(), cache.dir.clone())),
+            Some(_) => own
+                .as_ref()
+                .and_then(|dirs| dirs.iter().find(|(var, _)| *var == cache.var).cloned())
+                .ok_or_else(|| {
+                    format!(
+                        "ready the build cache {} of task `{}` (see the warning above)",
+                        cache.var, task.id
+                    )
+                }),
+        })
+        .collect()
+}
+
+/// [`ready`] for one cache, whose records are in `records`: its directory
+/// and its record, locked.
+async fn ready_one(
+    ctx: &Arc<Ctx>,
+    (cache, records): (&Cache, &Path),
+    flat: &str,
+    now: &Lineage,
+    owner: Option<(u32, u32)>,
+) -> Result<(PathBuf, Flock<File>), String> {
+    let mut record =
+        take(&records.join(flat))?.ok_or("another run's attempt of the task holds it")?;
+    // The common case (the same base, the same task) reads a few bytes on
+    // the coordinator's thread; a git walk or an emptying goes off it.
+    if said(&mut record).as_ref() != Some(now) {
+        let (ctx, dir, now) = (Arc::clone(ctx), cache.dir.join(flat), now.clone());
+        record = tokio::task::spawn_blocking(move || {
+            renew(&mut record, &dir, &now, |from| {
+                ctx.worktrees.descends(now.base, from)
+            })
+            .map(|()| record)
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+    }
+    let dir = owned_cache_dir(&cache.dir, flat, owner)
+        .map_err(|e| format!("make {}: {e}", cache.dir.join(flat).display()))?;
+    Ok((dir, record))
+}
+
+/// The record at `path`, locked for this attempt alone; `None` if another
+/// holds it. A link there (swarm's directory: none it made) is removed.
+fn take(path: &Path) -> Result<Option<Flock<File>>, String> {
+    let opened = match crate::untrusted::lock_file(path) {
+        Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) => {
+            let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+                return Err(format!("open {}: {e}", path.display()));
+            };
+            TaskDir::open(dir)
+                .and_then(|dir| dir.remove(&name.to_string_lossy()))
+                .map_err(|e| format!("remove {e}"))?;
+            crate::untrusted::lock_file(path)
+        }
+        opened => opened,
+    };
+    let file = opened.map_err(|e| format!("open {}: {e}", path.display()))?;
+    crate::untrusted::try_lock(file, FlockArg::LockExclusiveNonblock)
+        .map_err(|e| format!("lock {}: {e}", path.display()))
+}
+
+/// The lineage `record` says, if it says one.
+fn said(record: &mut File) -> Option<Lineage> {
+    let mut text = String::new();
+    record.rewind().ok()?;
+    record.take(RECORD_LIMIT).read_to_string(&mut text).ok()?;
+    Lineage::from_text(&text)
+}
+
+/// Readies the cache `dir` for an attempt of lineage `now`: kept if
+/// `record` names the same rights and a base `now`'s descends from
+/// (`descends`), else emptied; then recorded as `now`'s. No record while
+/// it changes hands: cut short, the next attempt empties it.
+fn renew(
+    record: &mut File,
+    dir: &Path,
+    now: &Lineage,
+    descends: impl Fn(Oid) -> bool,
+) -> Result<(), String> {
+    let keep = said(record).is_some_and(|b| b.rights == now.rights && descends(b.base));
+    write(record, "")?;
+    if !keep {
+        TaskDir::discard(dir).map_err(|e| format!("empty {e}"))?;
+    }
+    write(record, &now.text())
+}
+
+fn write(record: &mut File, text: &str) -> Result<(), String> {
+    record
+        .set_len(0)
+        .and_then(|()| record.rewind())
+        .and_then(|()| record.write_all(text.as_bytes()))
+        .map_err(|e| format!("write the record of a build cache: {e}"))
+}
+
+/// An empty cache of the attempt's own, for `cache`:
+/// `<run>/tmp/own-caches/<task>/<tool>`, made anew (swarm's directory
+/// above it), handed to `owner`.
+fn private(
+    ctx: &Ctx,
+    cache: &Cache,
+    flat: &str,
+    owner: Option<(u32, u32)>,
+) -> Result<PathBuf, String> {
+    let tool = cache
+        .dir
+        .file_name()
+        .map_or_else(|| cache.var.clone(), |n| n.to_string_lossy().into_owned());
+    let parent = ctx
+        .run_dir
+        .join(crate::layout::TMP)
+        .join(PRIVATE)
+        .join(flat);
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the run's own tmp/, swarm's: no task writes there"
+    )]
+    std::fs::create_dir_all(&parent).map_err(|e| format!("make {}: {e}", parent.display()))?;
+    let dir = TaskDir::fresh(&parent.join(&tool), 0o755).map_err(|e| format!("make {e}"))?;
+    if let Some(owner) = owner {
+        dir.hand_to(owner).map_err(|e| format!("hand over {e}"))?;
+    }
+    Ok(dir.path().to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oid(c: char) -> Oid {
+        Oid::from_str(&c.to_string().repeat(40)).unwrap()
+    }
+
+    fn plain(base: Oid) -> Lineage {
+        Lineage {
+            base,
+            rights: "plain".into(),
+        }
+    }
+
+    /// An attempt of `now` in the cache `dir` recorded in `record`:
+    /// whether it found what the last one built.
+    fn used(root: &Path, now: &Lineage, descends: bool) -> bool {
+        let mut record = take(&root.join("records/t")).unwrap().unwrap();
+        if said(&mut record).as_ref() != Some(now) {
+            renew(&mut record, &root.join("cache/t"), now, |_| descends).unwrap();
+        }
+        let dir = owned_cache_dir(&root.join("cache"), "t", None).unwrap();
+        let kept = dir.join("built").exists();
+        std::fs::write(dir.join("built"), "x").unwrap();
+        kept
+    }
+
+    fn root() -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        for dir in ["records", "cache/t"] {
+            std::fs::create_dir_all(root.path().join(dir)).unwrap();
+        }
+        root
+    }
+
+    #[test]
+    /// A task's own cache is kept for a later attempt of its lineage (the
+    /// same base, or one that descends from it, and the same rights), and
+    /// emptied for any other, and where no record says whose it is.
+    fn a_tasks_own_cache_goes_only_to_an_attempt_of_its_lineage() {
+        let root = root();
+        // An older swarm's cache: no record.
+        std::fs::write(root.path().join("cache/t/built"), "old").unwrap();
+        let keys = Lineage {
+            base: oid('a'),
+            rights: "keys".into(),
+        };
+        let seen = [
+            used(root.path(), &plain(oid('a')), true),
+            used(root.path(), &plain(oid('a')), false),
+            used(root.path(), &plain(oid('b')), true),
+            used(root.path(), &plain(oid('a')), false),
+            used(root.path(), &keys, true),
+            used(root.path(), &plain(oid('a')), true),
+        ];
+        assert_eq!(seen, [false, true, true, false, false, false]);
+    }
+
+    #[test]
+    /// The record is swarm's: a link there is removed, never read or
+    /// written through, and one that says nothing empties the cache.
+    fn a_record_that_is_a_link_or_says_nothing_empties_the_cache() {
+        let root = root();
+        let now = plain(oid('a'));
+        assert!(!used(root.path(), &now, true));
+        let record = root.path().join("records/t");
+        let elsewhere = root.path().join("elsewhere");
+        std::fs::write(&elsewhere, now.text()).unwrap();
+        std::fs::remove_file(&record).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &record).unwrap();
+        assert!(!used(root.path(), &now, true));
+        assert!(!record.is_symlink());
+        std::fs::write(&record, "base nothing\n").unwrap();
+        assert!(!used(root.path(), &now, true));
+        assert!(used(root.path(), &now, true));
+        assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), now.text());
+    }
+
+    #[test]
+    /// One attempt at a time holds a task's own cache: another run's
+    /// attempt of the same task id finds it taken.
+    fn a_record_is_held_by_one_attempt_at_a_time() {
+        let root = root();
+        let first = take(&root.path().join("records/t")).unwrap();
+        assert!(first.is_some());
+        assert!(take(&root.path().join("records/t")).unwrap().is_none());
+        drop(first);
+        assert!(take(&root.path().join("records/t")).unwrap().is_some());
+    }
+}
