@@ -73,6 +73,14 @@ pub fn task_tmp(run_dir: &Path, task: &str) -> PathBuf {
     run_dir.join(TMP).join(&*flat(task))
 }
 
+/// Where an attempt of task `task` that cannot have its own build caches
+/// (another run's attempt holds them) builds in empty ones instead
+/// (`<tmp>/<task>.caches/<tool>`, swarm's: a name with a `.`, which no
+/// task id has, so no task's tmp is it).
+pub fn own_caches_tmp(run_dir: &Path, task: &str) -> PathBuf {
+    run_dir.join(TMP).join(format!("{}.caches", flat(task)))
+}
+
 /// Task `task`'s private tmp (and HOME) while its `[setup]` runs: apart
 /// from the task's own, made fresh each time (a name with a `.`, which no
 /// task id has).

@@ -486,6 +486,43 @@ fn a_second_run_gets_a_fresh_worktree_while_the_first_holds_the_warm_one() {
     );
 }
 
+/// The same of a task's own build cache: while one run's attempt uses it
+/// (its record is a lock), the same task id in another run at once builds
+/// in an empty cache of its own, in its run's tmp, and the first finds its
+/// cache as it left it (the two shared one before).
+#[test]
+fn a_second_run_builds_in_a_cache_of_its_own_while_the_first_holds_the_tasks() {
+    let repo = TestRepo::new();
+    let cache = repo.worktree_home().join(".cache/cargo-target/t");
+    let hold = repo.plan(
+        "h.toml",
+        "[[task]]\nid = \"t\"\nwarm = false\nrun = '''\n\
+         touch \"$CARGO_TARGET_DIR/holding\"\n\
+         while [ ! -e \"$CARGO_TARGET_DIR/go\" ]; do sleep 0.05; done\n\
+         ls -A \"$CARGO_TARGET_DIR\" > seen.txt\n'''\n",
+    );
+    let quick = repo.plan(
+        "q.toml",
+        "[[task]]\nid = \"t\"\nwarm = false\nrun = '''\n\
+         ls -A \"$CARGO_TARGET_DIR\" > seen.txt\necho \"$CARGO_TARGET_DIR\" >> seen.txt\n'''\n",
+    );
+    let mut first = Background(Some(
+        repo.swarm_cmd(&["run", hold.to_str().unwrap(), "--name", "a"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    wait_for(&cache.join("holding"));
+    repo.run_plan(&quick, &["--name", "b"]).assert_code(0);
+    let own = repo.path().join(".swarm/runs/b/tmp/t.caches/cargo-target");
+    assert_eq!(repo.show("swarm/b", "seen.txt"), own.display().to_string());
+    std::fs::write(cache.join("go"), "").unwrap();
+    let first: crate::support::Run = first.take().wait_with_output().unwrap().into();
+    first.assert_code(0);
+    assert_eq!(repo.show("swarm/a", "seen.txt"), "go\nholding");
+}
+
 /// A coordinator killed mid-attempt leaves its task's warm worktree
 /// marked in use: another run's task gets a fresh worktree (with a
 /// warning naming the interrupted run), and `swarm resume` of that run

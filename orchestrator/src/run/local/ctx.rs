@@ -95,8 +95,9 @@ pub(crate) struct Ctx {
     pub readonly_views:
         std::sync::Mutex<std::collections::HashMap<PathBuf, Vec<swarm_sandbox::View>>>,
     /// Each running task's own build caches, by task id, as readied for
-    /// its attempt (`own_caches::ready`): `(variable, directory)`.
-    pub own_caches: DashMap<String, Vec<(String, PathBuf)>>,
+    /// its attempt (`own_caches::ready`, whose token goes first):
+    /// `(variable, directory)`.
+    pub own_caches: DashMap<String, (u64, Vec<(String, PathBuf)>)>,
     /// Where the task's events go (its executor).
     pub events: mpsc::UnboundedSender<ExecEvent>,
     /// Subtask requests of running attempts, checked as they come.

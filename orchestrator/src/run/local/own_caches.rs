@@ -45,10 +45,6 @@ use crate::untrusted::TaskDir;
 /// The longest record read (two lines: a commit id, a hash).
 const RECORD_LIMIT: u64 = 256;
 
-/// Where a run keeps the caches it gives an attempt instead of the task's
-/// own (`<run>/tmp/own-caches/<task>/<tool>`).
-const PRIVATE: &str = "own-caches";
-
 /// The lineage of `task`'s attempts at `base` (see [`Lineage`]): the run's
 /// base where it is known (the commit the person ran the plan at: a task
 /// with dependencies starts from a merge of their results made anew every
@@ -75,14 +71,22 @@ pub(super) fn lineage(ctx: &Ctx, task: &Task, base: Oid) -> Lineage {
 pub(super) struct Held {
     ctx: Arc<Ctx>,
     id: String,
+    /// Which readying of the task's caches its entry in `ctx.own_caches`
+    /// is: a later one's is never removed by this one's end.
+    token: u64,
     _records: Vec<Flock<File>>,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.ctx.own_caches.remove(&self.id);
+        self.ctx
+            .own_caches
+            .remove_if(&self.id, |_, (token, _)| *token == self.token);
     }
 }
+
+/// The next [`Held::token`].
+static TOKENS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Readies the task's own build caches for an attempt of `task` (as
 /// planned) at `base`: each kept if the attempt that last used it was of
@@ -122,10 +126,12 @@ pub(super) async fn ready(ctx: &Arc<Ctx>, task: &Task, base: Oid) -> Option<Held
         };
         dirs.push((cache.var.clone(), dir));
     }
-    ctx.own_caches.insert(task.id.clone(), dirs);
+    let token = TOKENS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ctx.own_caches.insert(task.id.clone(), (token, dirs));
     Some(Held {
         ctx: Arc::clone(ctx),
         id: task.id.clone(),
+        token,
         _records: held,
     })
 }
@@ -140,7 +146,7 @@ pub(super) fn task_caches(ctx: &Ctx, task: &Task) -> Result<Vec<(String, PathBuf
             None => Ok((cache.var.clone(), cache.dir.clone())),
             Some(_) => own
                 .as_ref()
-                .and_then(|dirs| dirs.iter().find(|(var, _)| *var == cache.var).cloned())
+                .and_then(|own| own.1.iter().find(|(var, _)| *var == cache.var).cloned())
                 .ok_or_else(|| {
                     format!(
                         "ready the build cache {} of task `{}` (see the warning above)",
@@ -235,8 +241,8 @@ fn write(record: &mut File, text: &str) -> Result<(), String> {
 }
 
 /// An empty cache of the attempt's own, for `cache`:
-/// `<run>/tmp/own-caches/<task>/<tool>`, made anew (swarm's directory
-/// above it), handed to `owner`.
+/// `<run>/tmp/<task>.caches/<tool>` (`layout::own_caches_tmp`), made anew
+/// and handed to `owner`, never through a link.
 fn private(
     ctx: &Ctx,
     cache: &Cache,
@@ -247,17 +253,18 @@ fn private(
         .dir
         .file_name()
         .map_or_else(|| cache.var.clone(), |n| n.to_string_lossy().into_owned());
-    let parent = ctx
-        .run_dir
-        .join(crate::layout::TMP)
-        .join(PRIVATE)
-        .join(flat);
+    let tmp = ctx.run_dir.join(crate::layout::TMP);
     #[allow(
         clippy::disallowed_methods,
-        reason = "the run's own tmp/, swarm's: no task writes there"
+        reason = "the run's own tmp/, swarm's: only the tasks' tmps in it are theirs"
     )]
-    std::fs::create_dir_all(&parent).map_err(|e| format!("make {}: {e}", parent.display()))?;
-    let dir = TaskDir::fresh(&parent.join(&tool), 0o755).map_err(|e| format!("make {e}"))?;
+    std::fs::create_dir_all(&tmp).map_err(|e| format!("make {}: {e}", tmp.display()))?;
+    let parent = TaskDir::open_or_make(&crate::layout::own_caches_tmp(&ctx.run_dir, flat), 0o755)
+        .map_err(|e| format!("make {e}"))?;
+    parent.remove(&tool).map_err(|e| format!("empty {e}"))?;
+    let dir = parent
+        .make_dir(&tool, 0o755)
+        .map_err(|e| format!("make {e}"))?;
     if let Some(owner) = owner {
         dir.hand_to(owner).map_err(|e| format!("hand over {e}"))?;
     }

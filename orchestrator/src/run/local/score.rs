@@ -187,11 +187,14 @@ async fn run_once(
             runs: Vec::new(),
         };
     }
-    // The variant's private tmp (its HOME), and the TMPDIR kept with its
-    // warm worktree if it has one: the variant's, as its HOME is.
+    // The variant's private tmp (its HOME), the TMPDIR kept with its warm
+    // worktree if it has one, and the build caches of its own it got if
+    // another run held its caches: the variant's, as its HOME is.
     let variant_tmp = crate::layout::task_tmp(&ctx.run_dir, &task.id);
+    let private_caches = crate::layout::own_caches_tmp(&ctx.run_dir, &task.id);
     let kept_tmp = ctx.kept_tmp_path(task, workdir);
-    let variant_tmps: Vec<&Path> = std::iter::once(variant_tmp.as_path())
+    let variant_tmps: Vec<&Path> = [variant_tmp.as_path(), private_caches.as_path()]
+        .into_iter()
         .chain(kept_tmp.as_deref())
         .collect();
     let caches: Vec<&Path> = ctx.caches.iter().map(|c| c.dir.as_path()).collect();
