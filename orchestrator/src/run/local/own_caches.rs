@@ -50,17 +50,30 @@ const RECORD_LIMIT: u64 = 256;
 /// with dependencies starts from a merge of their results made anew every
 /// run, which no later run's descends from; what those results ran in it
 /// had its rights, as they do again), else `base`; and what it may reach
-/// beyond its worktree: its network, its variables, its kind and whether
-/// the run is sandboxed.
+/// beyond its worktree ([`rights`]).
 pub(super) fn lineage(ctx: &Ctx, task: &Task, base: Oid) -> Lineage {
+    Lineage {
+        base: ctx.run_base.unwrap_or(base),
+        rights: rights(task, &ctx.read_paths, ctx.sandbox.is_some()),
+    }
+}
+
+/// What `task` may reach beyond its worktree, as one hash: its network,
+/// its variables, its kind, the paths the run lets its tasks read (the
+/// plan's `read_paths`, the toolchains), and whether the run is sandboxed.
+fn rights(task: &Task, read_paths: &[PathBuf], sandboxed: bool) -> String {
     let network = format!("{:?}", task.network);
     let env: Vec<String> = task.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let kind = format!("{:?}", task.kind());
-    let sandboxed = ctx.sandbox.is_some().to_string();
-    Lineage {
-        base: ctx.run_base.unwrap_or(base),
-        rights: Lineage::rights(&[&network, &env.join("\n"), &kind, &sandboxed]),
-    }
+    let mut reads: Vec<String> = read_paths.iter().map(|p| p.display().to_string()).collect();
+    reads.sort();
+    Lineage::rights(&[
+        &network,
+        &env.join("\n"),
+        &kind,
+        &reads.join("\n"),
+        &sandboxed.to_string(),
+    ])
 }
 
 /// A task's own build caches readied for an attempt ([`ready`]): their
@@ -348,6 +361,36 @@ mod tests {
         assert!(!used(root.path(), &now, true));
         assert!(used(root.path(), &now, true));
         assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), now.text());
+    }
+
+    #[test]
+    /// A task that may read more (the plan's `read_paths`) is of another
+    /// lineage than one that may not, as one with other variables or
+    /// network is; the order the paths are given in does not count.
+    fn what_a_task_may_read_is_part_of_its_rights() {
+        let plan = crate::plan::parse(
+            Path::new("/plans/p.toml"),
+            "[[task]]\nid = \"t\"\nrun = \"true\"\n\n\
+             [[task]]\nid = \"u\"\nenv = { X = \"1\" }\nrun = \"true\"\n"
+                .to_string(),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let (t, u) = (&plan.tasks[0], &plan.tasks[1]);
+        let (a, b) = (PathBuf::from("/opt/a"), PathBuf::from("/opt/b"));
+        let plain = rights(t, std::slice::from_ref(&a), true);
+        assert_eq!(plain, rights(t, std::slice::from_ref(&a), true));
+        assert_eq!(
+            rights(t, &[a.clone(), b.clone()], true),
+            rights(t, &[b.clone(), a.clone()], true)
+        );
+        for other in [
+            rights(t, &[a.clone(), b.clone()], true),
+            rights(t, &[], true),
+            rights(t, std::slice::from_ref(&a), false),
+            rights(u, std::slice::from_ref(&a), true),
+        ] {
+            assert_ne!(plain, other);
+        }
     }
 
     #[test]
