@@ -787,19 +787,16 @@ pub(super) fn cache_dirs(
             };
             // Whose lineage each task's own cache is, in a directory of
             // swarm's no task is shown (see `own_caches`).
-            let records = match (c.per_task, untrusted) {
-                (false, _) => None,
-                (true, false) => Some(home.own_cache_dir(
-                    crate::worktree_home::LINEAGE_RECORDS,
-                    &c.name,
-                    None,
-                )?),
-                (true, true) => Some(home.own_cache_dir(
-                    crate::worktree_home::LINEAGE_RECORDS,
-                    &format!("{UNTRUSTED_CACHES}-{}", c.name),
-                    None,
-                )?),
-            };
+            let records = c
+                .per_task
+                .then(|| {
+                    let tool = match untrusted {
+                        true => format!("{UNTRUSTED_CACHES}-{}", c.name),
+                        false => c.name.clone(),
+                    };
+                    home.own_cache_dir(crate::worktree_home::LINEAGE_RECORDS, &tool, None)
+                })
+                .transpose()?;
             Ok(ctx::Cache {
                 var: c.var.clone(),
                 dir,

@@ -102,11 +102,12 @@ impl Drop for Held {
 static TOKENS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Readies the task's own build caches for an attempt of `task` (as
-/// planned) at `base`: each kept if the attempt that last used it was of
-/// this one's lineage, else emptied, then recorded as this one's; or, if
+/// planned) of lineage `now` ([`lineage`]): each kept if the attempt that
+/// last used it was of this one's lineage, else emptied, then recorded as
+/// this one's; or, if
 /// another run's attempt holds it or it cannot be emptied, an empty one of
 /// the attempt's own. `None` when the run gives tasks no cache of their own.
-pub(super) async fn ready(ctx: &Arc<Ctx>, task: &Task, base: Oid) -> Option<Held> {
+pub(super) async fn ready(ctx: &Arc<Ctx>, task: &Task, now: Lineage) -> Option<Held> {
     let own: Vec<(&Cache, &Path)> = ctx
         .caches
         .iter()
@@ -116,7 +117,6 @@ pub(super) async fn ready(ctx: &Arc<Ctx>, task: &Task, base: Oid) -> Option<Held
         return None;
     }
     let flat = crate::ids::flat(&task.id).into_owned();
-    let now = lineage(ctx, task, base);
     let owner = swarm_sandbox::worker_identity();
     let mut dirs = Vec::with_capacity(own.len());
     let mut held = Vec::with_capacity(own.len());

@@ -27,6 +27,7 @@ use crate::plan::Task;
 use crate::plan::schema::Flaky;
 use crate::run::blocking::blocking;
 use crate::run::executor::{ExecEvent, Launch};
+use crate::run::warm::Lineage;
 
 /// How a task ended, for its executor.
 #[derive(Debug)]
@@ -304,7 +305,10 @@ impl Life<'_> {
     async fn attempt(&mut self, attempt: u32, deck: DeckLinks) -> Result<Option<Done>, GitError> {
         let task_arc = Arc::clone(&self.task);
         let (ctx, task) = (self.ctx, &*task_arc);
-        let place = match self.check_out().await {
+        // Whose its warm state and its own build caches are this attempt
+        // (the planned task's: a rerun of failed tests has its rights).
+        let lineage = own_caches::lineage(ctx, &self.planned, self.base);
+        let place = match self.check_out(&lineage).await {
             Ok(place) => place,
             Err(e) => {
                 // No attempt ran in its warm worktree: as it was before
@@ -322,7 +326,7 @@ impl Life<'_> {
         // Its own build caches, for this attempt's lineage: its
         // `[setup]`, itself and its `[cleanup]` build in them.
         self.own_caches = None;
-        self.own_caches = own_caches::ready(ctx, &self.planned, self.base).await;
+        self.own_caches = own_caches::ready(ctx, &self.planned, lineage).await;
         // The plan's `[setup]`, in a fresh worktree: part of its set-up.
         let prepare_began = Instant::now();
         let prepared = match &place.admin {
@@ -383,7 +387,7 @@ impl Life<'_> {
     /// The attempt's checkout: its worktree made (or its warm one brought
     /// to the base), with the person's files `.worktreeinclude` names, or
     /// the shared read-only checkout.
-    async fn check_out(&mut self) -> Result<Place, GitError> {
+    async fn check_out(&mut self, lineage: &Lineage) -> Result<Place, GitError> {
         let task_arc = Arc::clone(&self.task);
         let (ctx, task, base) = (self.ctx, &*task_arc, self.base);
         // Its warm worktree is said to be in use first: unsaid, a crash
@@ -407,7 +411,7 @@ impl Life<'_> {
             (Isolation::Worktree, Some(held)) => {
                 let workdir = held.path.clone();
                 let (worktrees, p, id) = (Arc::clone(ctx), workdir.clone(), task.id.clone());
-                let (before, now) = (held.lineage.clone(), own_caches::lineage(ctx, task, base));
+                let (before, now) = (held.lineage.clone(), lineage.clone());
                 let recorded = now.clone();
                 let (admin, made) = blocking(move || {
                     // Its warm state (ignored files, kept tmp) only for a
