@@ -54,16 +54,14 @@ impl IdMap {
     /// the host's `CAP_SETUID`).
     pub fn new((uid, gid): (u32, u32)) -> Result<Self, IdMapError> {
         // Close-on-exec: a command another thread starts meanwhile must
-        // not keep the helper's `hold` open (it would never end).
-        let pipe = || {
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-                .map_err(|e| failed("make a pipe")(e.into()))
-        };
-        let (ready_r, ready_w) = pipe()?;
-        let (hold_r, hold_w) = pipe()?;
-        // SAFETY: the child makes only async-signal-safe calls (`unshare`,
-        // `write`, `read`, `_exit`) on fds it inherited, then exits: safe
-        // after a fork of a multi-threaded process.
+        // not keep the helper's end open.
+        let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| failed("make a pipe")(e.into()))?;
+        let parent = nix::unistd::getpid().as_raw();
+        // SAFETY: the child makes only async-signal-safe calls (`prctl`,
+        // `getppid`, `close_range`, `unshare`, `write`, `pause`, `_exit`)
+        // on an fd it inherited: safe after a fork of a multi-threaded
+        // process.
         #[expect(unsafe_code, reason = "fork: see the SAFETY comment")]
         let child = unsafe { libc::fork() };
         if child == -1 {
@@ -72,9 +70,9 @@ impl IdMap {
             ));
         }
         if child == 0 {
-            helper(ready_w.as_raw_fd(), hold_r.as_raw_fd(), hold_w.as_raw_fd());
+            helper(ready_w.as_raw_fd(), parent);
         }
-        drop((ready_w, hold_r));
+        drop(ready_w);
         let made = (|| {
             let mut byte = [0u8; 1];
             let n = nix::unistd::read(&ready_r, &mut byte)
@@ -103,9 +101,14 @@ impl IdMap {
                 .map_err(failed("open its user namespace"))?;
             Ok(OwnedFd::from(ns))
         })();
-        // The helper ends when its end of the pipe closes.
-        drop(hold_w);
-        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None);
+        // The helper is ended by a signal, never by a pipe closing: a
+        // helper another thread forked meanwhile holds a copy of every fd
+        // this one had (two such helpers held each other's pipe, and each
+        // waited for the other's to close). The namespace lives on in the
+        // fd opened above.
+        let helper = nix::unistd::Pid::from_raw(child);
+        let _ = nix::sys::signal::kill(helper, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(helper, None);
         made.map(|userns| Self { userns })
     }
 
@@ -157,25 +160,37 @@ impl IdMap {
 }
 
 /// The forked helper: a user namespace of its own, said on `ready`, kept
-/// until `hold` closes (its own copy of the pipe's other end, `held`,
-/// closed first). Raw calls only (see [`IdMap::new`]).
-fn helper(ready: RawFd, hold: RawFd, held: RawFd) -> ! {
-    // SAFETY: async-signal-safe calls on inherited fds, then `_exit`.
+/// until its parent kills it (or dies: then the kernel kills it). It
+/// closes every other fd it inherited first: another thread's pipe (or
+/// the test harness's output) held open by it would keep a reader
+/// waiting. Raw calls only (see [`IdMap::new`]).
+fn helper(ready: RawFd, parent: libc::pid_t) -> ! {
+    // SAFETY: async-signal-safe calls on an inherited fd, then `_exit` or
+    // `pause` until killed.
     #[expect(
         unsafe_code,
         reason = "a forked child's raw calls: see the SAFETY comment"
     )]
     unsafe {
-        libc::close(held);
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() != parent {
+            libc::_exit(1);
+        }
+        let ready = ready as libc::c_uint;
+        if ready > 0 {
+            libc::syscall(libc::SYS_close_range, 0, ready - 1, 0);
+        }
+        libc::syscall(libc::SYS_close_range, ready + 1, libc::c_uint::MAX, 0);
         let said: u8 = if libc::unshare(libc::CLONE_NEWUSER) == 0 {
             b'u'
         } else {
             b'x'
         };
-        libc::write(ready, (&said as *const u8).cast(), 1);
-        let mut byte = 0u8;
-        libc::read(hold, (&mut byte as *mut u8).cast(), 1);
-        libc::_exit(0)
+        libc::write(ready as RawFd, (&said as *const u8).cast(), 1);
+        libc::close(ready as RawFd);
+        loop {
+            libc::pause();
+        }
     }
 }
 
@@ -183,6 +198,34 @@ fn helper(ready: RawFd, hold: RawFd, held: RawFd) -> ! {
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    /// Mappings made at once by several threads of one process (tests in
+    /// parallel; runs an MCP server drives) each end: a helper forked by
+    /// one thread inherits what another thread's helper waits on, so
+    /// nothing a helper waits for may be a pipe that any fork can copy
+    /// (two such helpers held each other's pipe open, and two tests of
+    /// CI's hung until its time ran out).
+    #[test]
+    fn mappings_made_by_many_threads_at_once_all_end() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let (done, ended) = std::sync::mpsc::channel();
+        for _ in 0..8 {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                for _ in 0..25 {
+                    let _ = IdMap::new(crate::SANDBOX_IDENTITY).unwrap();
+                }
+                let _ = done.send(());
+            });
+        }
+        for n in 0..8 {
+            ended
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("{} of 8 threads' mappings never ended", 8 - n));
+        }
+    }
 
     #[test]
     fn an_idmapped_copy_shows_roots_files_as_the_sandbox_users() {
