@@ -375,16 +375,14 @@ fn build_caches_outlive_a_run_so_a_tasks_dependencies_are_built_once() {
     let files = repo.git(&["ls-tree", "-r", "--name-only", "swarm/two"]);
     assert!(!files.contains("target/"), "{files}");
     // Caches of other toolchains found (node's, when node is installed)
-    // are shared by every task.
+    // are shared by every task of the same rights, in a directory of
+    // theirs.
     let npm = repo.show("swarm/two", "npm-cache.txt");
     if !npm.is_empty() {
-        assert_eq!(
-            npm,
-            repo.worktree_home()
-                .join(".cache/npm")
-                .display()
-                .to_string()
-        );
+        let shared = repo.worktree_home().join(".cache/npm");
+        let class = Path::new(&npm).strip_prefix(&shared).unwrap();
+        assert_eq!(class.components().count(), 1, "{npm}");
+        assert!(class.to_str().unwrap().starts_with('@'), "{npm}");
     }
 
     // Turned off: cargo builds in the worktree, from scratch.
@@ -403,4 +401,33 @@ fn build_caches_outlive_a_run_so_a_tasks_dependencies_are_built_once() {
     );
     assert_eq!(out.code, 0, "{}\n{}", out.stderr, log("off"));
     assert!(log("off").contains("Compiling dep"), "{}", log("off"));
+}
+
+/// A shared build cache (npm's, pip's, go's) is shared only by tasks of
+/// equal rights: what a task without keys leaves there (a wheel pip built
+/// and cached, metadata npm cached) is not read by a task with them,
+/// which would install it; a task of the same rights finds it.
+#[test]
+fn a_shared_build_cache_is_shared_only_by_tasks_of_equal_rights() {
+    let repo = TestRepo::new();
+    if !sandbox_available(&repo) {
+        return;
+    }
+    let cache = r#"d="${PIP_CACHE_DIR:-${npm_config_cache:?no shared build cache}}""#;
+    let plan = repo.plan(
+        "p.toml",
+        &format!(
+            "[[task]]\nid = \"plant\"\nrun = '{cache}; echo planted > \"$d/planted\"'\n\n\
+             [[task]]\nid = \"alike\"\ndeps = [\"plant\"]\nrun = '{cache}; cat \"$d/planted\"'\n\n\
+             [[task]]\nid = \"keyed\"\ndeps = [\"plant\"]\nenv = {{ TOKEN = \"a key\" }}\n\
+             run = '{cache}; ls -A \"$d\"; test ! -e \"$d/planted\"'\n"
+        ),
+    );
+    let out = repo.run_plan(&plan, &["--name", "r"]);
+    let log = |task: &str| {
+        std::fs::read_to_string(repo.path().join(format!(".swarm/runs/r/logs/{task}/1.out")))
+            .unwrap_or_default()
+    };
+    assert_eq!(out.code, 0, "{}\nkeyed saw: {}", out.stderr, log("keyed"));
+    assert_eq!(log("alike"), "planted\n");
 }

@@ -840,11 +840,16 @@ impl Confined<'_> {
         // alike: the launcher resolves them once a run.
         policy.run_wide = ctx.read_paths.clone();
         if !setups_caches {
-            policy.run_wide.extend(
+            let shared = |var: &String| {
                 ctx.caches
                     .iter()
-                    .filter(|c| c.records.is_none())
-                    .map(|c| c.dir.clone()),
+                    .any(|c| c.var == *var && c.records.is_none())
+            };
+            policy.run_wide.extend(
+                caches
+                    .iter()
+                    .filter(|(var, _)| shared(var))
+                    .map(|(_, dir)| dir.clone()),
             );
         }
         // So is a read-only checkout and the view read-only tasks share of

@@ -1,6 +1,17 @@
-//! A task's build caches, and its own ones (`<cache>/<task>`: the cargo
+//! A task's build caches: its own ones (`<cache>/<task>`: the cargo
 //! target directory) kept from one run to the next for a later attempt of
-//! its lineage only.
+//! its lineage only, and the shared ones (npm's, pip's, go's) shared only
+//! by tasks of equal rights.
+//!
+//! A shared cache is content-addressed, but what reads it does not always
+//! check the content against something the task could not write: pip
+//! installs a wheel it built from an sdist and cached, npm without a
+//! lockfile takes the metadata it cached. A task without keys or network
+//! (an agent a prompt in the repository steered, say) could leave there
+//! what a task with them then runs. So each shared cache is one directory
+//! per class of rights (`<cache>/@<rights>`, the hash of [`rights`]): a
+//! task reads only what tasks that could reach what it reaches wrote.
+//! Tasks of one plan mostly have the same rights, and share one.
 //!
 //! What a task leaves in its own build cache, a later run of a task of the
 //! same id builds on: cargo takes a test binary there as fresh when its
@@ -101,26 +112,31 @@ impl Drop for Held {
 /// The next [`Held::token`].
 static TOKENS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// Readies the task's own build caches for an attempt of `task` (as
-/// planned) of lineage `now` ([`lineage`]): each kept if the attempt that
-/// last used it was of this one's lineage, else emptied, then recorded as
-/// this one's; or, if
-/// another run's attempt holds it or it cannot be emptied, an empty one of
-/// the attempt's own. `None` when the run gives tasks no cache of their own.
+/// Readies the task's build caches for an attempt of `task` (as planned)
+/// of lineage `now` ([`lineage`]). Its own ones: each kept if the attempt
+/// that last used it was of this one's lineage, else emptied, then
+/// recorded as this one's; or, if another run's attempt holds it or it
+/// cannot be emptied, an empty one of the attempt's own. The shared ones:
+/// the directory of its class of rights ([`class`]). `None` when the run
+/// gives tasks no caches.
 pub(super) async fn ready(ctx: &Arc<Ctx>, task: &Task, now: Lineage) -> Option<Held> {
-    let own: Vec<(&Cache, &Path)> = ctx
-        .caches
-        .iter()
-        .filter_map(|c| Some((c, c.records.as_deref()?)))
-        .collect();
-    if own.is_empty() {
+    if ctx.caches.is_empty() {
         return None;
     }
     let flat = crate::ids::flat(&task.id).into_owned();
     let owner = swarm_sandbox::worker_identity();
-    let mut dirs = Vec::with_capacity(own.len());
-    let mut held = Vec::with_capacity(own.len());
-    for (cache, records) in own {
+    let mut dirs = Vec::with_capacity(ctx.caches.len());
+    let mut held = Vec::new();
+    for cache in &ctx.caches {
+        let Some(records) = cache.records.as_deref() else {
+            match owned_cache_dir(&cache.dir, &class(&now), owner) {
+                Ok(dir) => dirs.push((cache.var.clone(), dir)),
+                Err(e) => {
+                    tracing::warn!(task = %task.id, cache = %cache.var, error = %e, "failed to make the build cache of its rights");
+                }
+            }
+            continue;
+        };
         let dir = match ready_one(ctx, (cache, records), &flat, &now, owner).await {
             Ok((dir, record)) => {
                 held.push(record);
@@ -149,25 +165,31 @@ pub(super) async fn ready(ctx: &Arc<Ctx>, task: &Task, now: Lineage) -> Option<H
     })
 }
 
-/// The directories of `ctx`'s caches that `task` uses: the shared ones,
-/// and its own as [`ready`] readied them for the attempt.
+/// The directories of `ctx`'s caches that `task` uses, as [`ready`]
+/// readied them for the attempt: its own ones, and the shared ones of its
+/// class of rights.
 pub(super) fn task_caches(ctx: &Ctx, task: &Task) -> Result<Vec<(String, PathBuf)>, String> {
     let own = ctx.own_caches.get(&task.id);
     ctx.caches
         .iter()
-        .map(|cache| match &cache.records {
-            None => Ok((cache.var.clone(), cache.dir.clone())),
-            Some(_) => own
-                .as_ref()
+        .map(|cache| {
+            own.as_ref()
                 .and_then(|own| own.1.iter().find(|(var, _)| *var == cache.var).cloned())
                 .ok_or_else(|| {
                     format!(
                         "ready the build cache {} of task `{}` (see the warning above)",
                         cache.var, task.id
                     )
-                }),
+                })
         })
         .collect()
+}
+
+/// The directory, in a shared cache, of the tasks whose rights are
+/// `now`'s: `@` and the start of their hash (64 bits: no two classes of
+/// one repository meet by chance).
+fn class(now: &Lineage) -> String {
+    format!("@{}", now.rights.get(..16).unwrap_or(&now.rights))
 }
 
 /// [`ready`] for one cache, whose records are in `records`: its directory
