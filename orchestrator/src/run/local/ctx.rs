@@ -98,6 +98,10 @@ pub(crate) struct Ctx {
     /// its attempt (`own_caches::ready`, whose token goes first):
     /// `(variable, directory)`.
     pub own_caches: DashMap<String, (u64, Vec<(String, PathBuf)>)>,
+    /// The directories of the classes of rights in the shared caches
+    /// made so far, by (variable, class) (`own_caches::ready`): made once
+    /// a run (swarm's, in swarm's directory: no task can move one).
+    pub class_dirs: DashMap<(String, String), PathBuf>,
     /// Where the task's events go (its executor).
     pub events: mpsc::UnboundedSender<ExecEvent>,
     /// Subtask requests of running attempts, checked as they come.

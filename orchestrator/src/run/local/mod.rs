@@ -202,6 +202,7 @@ impl LocalExecutor {
             readonly: DashMap::new(),
             readonly_views: Default::default(),
             own_caches: Default::default(),
+            class_dirs: Default::default(),
             events: tx,
             spawner,
         });

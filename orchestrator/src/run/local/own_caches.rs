@@ -117,7 +117,7 @@ static TOKENS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(
 /// that last used it was of this one's lineage, else emptied, then
 /// recorded as this one's; or, if another run's attempt holds it or it
 /// cannot be emptied, an empty one of the attempt's own. The shared ones:
-/// the directory of its class of rights ([`class`]). `None` when the run
+/// the directory of its class of rights ([`class_dir`]). `None` when the run
 /// gives tasks no caches.
 pub(super) async fn ready(ctx: &Arc<Ctx>, task: &Task, now: Lineage) -> Option<Held> {
     if ctx.caches.is_empty() {
@@ -129,7 +129,7 @@ pub(super) async fn ready(ctx: &Arc<Ctx>, task: &Task, now: Lineage) -> Option<H
     let mut held = Vec::new();
     for cache in &ctx.caches {
         let Some(records) = cache.records.as_deref() else {
-            match owned_cache_dir(&cache.dir, &class(&now), owner) {
+            match class_dir(ctx, cache, &now, owner) {
                 Ok(dir) => dirs.push((cache.var.clone(), dir)),
                 Err(e) => {
                     tracing::warn!(task = %task.id, cache = %cache.var, error = %e, "failed to make the build cache of its rights");
@@ -185,11 +185,24 @@ pub(super) fn task_caches(ctx: &Ctx, task: &Task) -> Result<Vec<(String, PathBuf
         .collect()
 }
 
-/// The directory, in a shared cache, of the tasks whose rights are
-/// `now`'s: `@` and the start of their hash (64 bits: no two classes of
-/// one repository meet by chance).
-fn class(now: &Lineage) -> String {
-    format!("@{}", now.rights.get(..16).unwrap_or(&now.rights))
+/// The directory, in the shared cache `cache`, of the tasks whose rights
+/// are `now`'s: `@` and the start of their hash (64 bits: no two classes
+/// of one repository meet by chance), made (and handed to `owner`) the
+/// first time a run needs it.
+fn class_dir(
+    ctx: &Ctx,
+    cache: &Cache,
+    now: &Lineage,
+    owner: Option<(u32, u32)>,
+) -> std::io::Result<PathBuf> {
+    let class = format!("@{}", now.rights.get(..16).unwrap_or(&now.rights));
+    let key = (cache.var.clone(), class);
+    if let Some(dir) = ctx.class_dirs.get(&key) {
+        return Ok(dir.clone());
+    }
+    let dir = owned_cache_dir(&cache.dir, &key.1, owner)?;
+    ctx.class_dirs.insert(key, dir.clone());
+    Ok(dir)
 }
 
 /// [`ready`] for one cache, whose records are in `records`: its directory
