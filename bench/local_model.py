@@ -94,12 +94,20 @@ def start_server(built, port, log):
         ["--chat-template-file", os.path.join(ROOT, "tests/local-model/pinned.jinja")]
         if SMOKE else []
     )
+    # Smoke mode runs beside the other end-to-end tests: one thread and no
+    # flash attention, as the tests' own server. llama.cpp's threads wait
+    # for each other by spinning, so two of them on cores the tests
+    # already fill each wait out the other's lost time slices: beside
+    # four busy processes on 2 cores the smoke run took 11-21 s with two
+    # threads, 5 s with one.
+    threads = ["-t", "1", "-fa", "off"] if SMOKE else ["-t", "2"]
     server = subprocess.Popen(
         [
             os.path.join(built, "llama-server"),
             "-m", os.path.join(built, "model.gguf"),
             "--host", "127.0.0.1", "--port", str(port),
-            "-t", "2", "-np", "1", "-c", "8192", "--temp", "0", "--seed", "1",
+        ] + threads + [
+            "-np", "1", "-c", "8192", "--temp", "0", "--seed", "1",
             "--jinja", "--metrics",
         ] + pinned,
         stdout=subprocess.DEVNULL,

@@ -655,13 +655,14 @@ fn bench_hold_sh_runs_in_smoke_mode() {
 #[test]
 fn bench_local_model_py_runs_in_smoke_mode() {
     // The real server and model, built once as the local-model tests
-    // build them.
-    crate::support::local_model::built();
+    // build them, and that build given to the script: its environment is
+    // cleared, and without the directory it would build its own (where
+    // CI's setup put the build elsewhere, 27 minutes of a run).
+    let built = crate::support::local_model::built();
     let smoke = Smoke::new();
-    let run = smoke.run(
-        "bench/local_model.py",
-        smoke.command("python3", &["bench/local_model.py"]),
-    );
+    let mut cmd = smoke.command("python3", &["bench/local_model.py"]);
+    cmd.env("SWARM_LOCAL_MODEL_DIR", &built);
+    let run = smoke.run("bench/local_model.py", cmd);
     let written = smoke.written();
     insta::assert_snapshot!(outline(&written), @"## 26. A local model: what swarm adds to a turn, and a run replayed");
     assert!(written.contains("faster**"), "{written}");
