@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use super::ctx::{Ctx, Rights};
 use super::describe::{Verify, did_its_work};
 use super::egress::Egress;
+use super::handed::Handed;
 use super::own_caches::task_caches;
 use super::worker_files::trust_checkouts;
 use crate::git::write_view;
@@ -123,25 +124,33 @@ pub(crate) async fn run_attempt(
     if matches!(task.payload, Payload::Command { .. }) {
         setup.spec.deck = deck;
     }
+    // What it was shown through idmapped copies: its files stay root's on
+    // disk, so no take-back clears a privilege bit there. Given back
+    // whatever becomes of the attempt from here, a hand-over that fails
+    // half way included.
+    let shown: Vec<PathBuf> = setup
+        .spec
+        .sandbox
+        .as_ref()
+        .map(|s| s.policy.idmapped.clone())
+        .unwrap_or_default();
+    let handed = Handed::new(
+        task.id.to_string(),
+        setup.owned.clone(),
+        setup.tmp.path().to_path_buf(),
+        shown,
+    );
     if let Err(message) = setup.hand_over().await {
+        handed.give_back().await;
         return Ran::not_started(message);
     }
     let Setup {
         spec,
         cgroup,
-        owned,
-        tmp,
         kept_mark,
         egress,
         ..
     } = setup;
-    // What it was shown through idmapped copies: its files stay root's on
-    // disk, so no take-back clears a privilege bit there (see below).
-    let shown: Vec<PathBuf> = spec
-        .sandbox
-        .as_ref()
-        .map(|s| s.policy.idmapped.clone())
-        .unwrap_or_default();
     // A worktree of its own (not a shared read-only checkout): what an
     // unconfined scorer's checkout is made from.
     let own = (task.isolation == Isolation::Worktree).then_some((base, git_dir));
@@ -157,12 +166,7 @@ pub(crate) async fn run_attempt(
         stop,
     )
     .await;
-    if let Err(e) = take_back(owned, tmp.path()).await {
-        tracing::warn!(task = %task.id, error = %e, "failed to take the task's files back");
-    }
-    if let Err(e) = clear_privilege_bits(shown).await {
-        tracing::warn!(task = %task.id, error = %e, "failed to clear privilege bits in the task's files");
-    }
+    handed.give_back().await;
     // Marked by `conclude`, after its own checks (a refused subtask
     // request, files outside the task's paths fail the attempt too).
     let ran = Ran { kept_mark, ..ran };
@@ -373,7 +377,7 @@ impl Setup {
         rest.retain(|p| p != self.tmp.path());
         swarm_sandbox::ownership::hand_over(self.tmp.path(), swarm_sandbox::SANDBOX_IDENTITY)
             .map_err(|e| format!("failed to {e}"))?;
-        change_owners(rest, true).await
+        hand_over(rest).await
     }
 }
 
@@ -998,59 +1002,15 @@ fn ended_by_swarm(outcome: &AttemptOutcome) -> bool {
     )
 }
 
-/// Entries below a path it may change that an attempt's end takes back
-/// on the async thread it ran on: a task's tmp holding what set-up wrote
-/// and a file or two of its own. A larger tree is a walk, taken back on a
-/// blocking thread (whose hop, two thread wake-ups, was most of what a
-/// sandboxed no-op task's end cost the coordinator as root).
-const TAKEN_BACK_HERE: usize = 8;
-
-/// Takes `paths` back from the sandbox's unprivileged user once nothing
-/// of the attempt runs: the task's `tmp` here if it is small, everything
-/// else (a worktree is never small) off the async threads. A tmp whose
-/// walk here failed is walked again there, which says why if it fails
-/// again: nothing is left the sandbox's for an error on the way.
-async fn take_back(paths: Vec<PathBuf>, tmp: &std::path::Path) -> Result<(), String> {
-    let rest = paths
-        .into_iter()
-        .filter(|path| {
-            path != tmp
-                || !matches!(
-                    swarm_sandbox::ownership::take_back_within(path, TAKEN_BACK_HERE),
-                    Ok(true)
-                )
-        })
-        .collect();
-    change_owners(rest, false).await
-}
-
-/// Clears any set-user-ID or set-group-ID bit in `paths` (shown to the
-/// task through idmapped copies, root's on disk), off the async threads
-/// (a walk of the worktree): what a take-back does for a tree handed over.
-async fn clear_privilege_bits(paths: Vec<PathBuf>) -> Result<(), String> {
+/// Hands `paths` to the sandbox's unprivileged user, off the async
+/// threads (a walk of the whole worktree); [`Handed`] gives them back.
+async fn hand_over(paths: Vec<PathBuf>) -> Result<(), String> {
     if paths.is_empty() {
         return Ok(());
     }
     tokio::task::spawn_blocking(move || {
-        paths
-            .iter()
-            .try_for_each(|p| swarm_sandbox::ownership::clear_privilege_bits(p).map(drop))
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("failed to {e}"))
-}
-
-/// Hands `paths` to the sandbox's unprivileged user (`give`), or takes
-/// them back, off the async threads (a walk of the whole worktree).
-async fn change_owners(paths: Vec<PathBuf>, give: bool) -> Result<(), String> {
-    if paths.is_empty() {
-        return Ok(());
-    }
-    tokio::task::spawn_blocking(move || {
-        paths.iter().try_for_each(|p| match give {
-            true => swarm_sandbox::ownership::hand_over(p, swarm_sandbox::SANDBOX_IDENTITY),
-            false => swarm_sandbox::ownership::take_back(p),
+        paths.iter().try_for_each(|p| {
+            swarm_sandbox::ownership::hand_over(p, swarm_sandbox::SANDBOX_IDENTITY)
         })
     })
     .await

@@ -8,6 +8,7 @@ pub(crate) mod cli_agent;
 pub(crate) mod ctx;
 pub(crate) mod describe;
 pub(crate) mod egress;
+mod handed;
 mod hints;
 pub(crate) mod layers;
 pub(crate) mod message;
