@@ -132,6 +132,14 @@ fn no_task_can_leave_a_set_user_id_file_behind() {
                 "os.open(os.path.dirname(sys.argv[1]), os.O_TMPFILE | os.O_WRONLY, 0o4755)",
                 "x",
             ),
+            // A file capability (CAP_SETUID, effective) on a file it made:
+            // shown through an idmapped copy, that file is root's on disk.
+            py(
+                "file-capability",
+                "os.setxattr(sys.argv[1], \"security.capability\", \
+                 bytes.fromhex(\"0100000280000000000000000000000000000000\"))",
+                "sh",
+            ),
         ]
         .concat()
     };
@@ -150,9 +158,24 @@ fn no_task_can_leave_a_set_user_id_file_behind() {
             ),
         ],
     );
-    assert_all_denied(&results, 17);
-    // Nothing swarm left on disk carries the bits: not the worktrees, not
-    // the private tmp directories.
+    assert_all_denied(&results, 19);
+    // Nothing swarm left on disk carries a file capability...
+    let capable = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import os, sys\n\
+             for top, dirs, files in os.walk(sys.argv[1]):\n\
+             \tfor f in files:\n\
+             \t\tp = os.path.join(top, f)\n\
+             \t\tif not os.path.islink(p) and 'security.capability' in os.listxattr(p):\n\
+             \t\t\tprint(p)",
+        ])
+        .arg(repo.path().join(".swarm"))
+        .output()
+        .unwrap();
+    assert!(capable.status.success(), "{capable:?}");
+    assert_eq!(String::from_utf8_lossy(&capable.stdout), "");
+    // ...nor the bits: not the worktrees, not the private tmp directories.
     let mut stack = vec![repo.path().join(".swarm")];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
