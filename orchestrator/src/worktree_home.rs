@@ -341,26 +341,15 @@ impl WorktreeHome {
         (freed, held, problems)
     }
 
-    /// `<home>/.cache/<tool>`, created: a build cache the repository's
-    /// tasks share. `owner`: the identity sandboxed tasks run as when it is
-    /// not swarm's own (root's tasks run as nobody), which must be able to
-    /// write there.
-    pub fn cache_dir(&self, tool: &str, owner: Option<(u32, u32)>) -> Result<PathBuf, HomeError> {
+    /// `<home>/.cache/<tool>`, created, swarm's own: a build cache the
+    /// repository's tasks share, each class of rights in a directory of
+    /// its own below it (`run::local::own_caches`), and each task with a
+    /// cache of its own too: those are handed to the identity sandboxed
+    /// tasks run as, never this one, which no task is shown. An older
+    /// swarm handed it over (root's tasks run as nobody): taken back.
+    pub fn cache_dir(&self, tool: &str) -> Result<PathBuf, HomeError> {
         let path = self.dir.ensure_dir(&self.parts(&[".cache", tool]))?;
-        if let Some((uid, gid)) = owner {
-            // The path has no link in it (just checked, component by
-            // component, and only swarm writes above it).
-            nix::unistd::chown(
-                &path,
-                Some(nix::unistd::Uid::from_raw(uid)),
-                Some(nix::unistd::Gid::from_raw(gid)),
-            )
-            .map_err(|e| StateError::Io {
-                action: "hand over",
-                path: path.clone(),
-                source: std::io::Error::from(e),
-            })?;
-        }
+        own_dir(&path)?;
         Ok(path)
     }
 
@@ -377,9 +366,10 @@ impl WorktreeHome {
         owner: Option<(u32, u32)>,
     ) -> Result<PathBuf, HomeError> {
         let path = self.dir.ensure_dir(&self.parts(&[CACHE, phase, tool]))?;
-        if let Some((uid, gid)) = owner {
-            // As in `cache_dir`: no link on the path, only swarm writes above.
-            nix::unistd::chown(
+        match owner {
+            // The path has no link in it (just checked, component by
+            // component, and only swarm writes above it).
+            Some((uid, gid)) => nix::unistd::chown(
                 &path,
                 Some(nix::unistd::Uid::from_raw(uid)),
                 Some(nix::unistd::Gid::from_raw(gid)),
@@ -388,7 +378,8 @@ impl WorktreeHome {
                 action: "hand over",
                 path: path.clone(),
                 source: std::io::Error::from(e),
-            })?;
+            })?,
+            None => own_dir(&path)?,
         }
         Ok(path)
     }
@@ -443,6 +434,30 @@ pub enum SetupHold {
     Shared,
     /// To remove it.
     Exclusive,
+}
+
+/// Makes the directory `path` (of swarm's home, no link on its path)
+/// this process's user's and group's where it is not: one an older swarm
+/// handed to the sandbox's identity.
+fn own_dir(path: &Path) -> Result<(), HomeError> {
+    use std::os::unix::fs::MetadataExt;
+    let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+    let meta = std::fs::symlink_metadata(path).map_err(|source| StateError::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if meta.uid() == uid.as_raw() && meta.gid() == gid.as_raw() {
+        return Ok(());
+    }
+    nix::unistd::chown(path, Some(uid), Some(gid)).map_err(|e| {
+        StateError::Io {
+            action: "take back",
+            path: path.to_path_buf(),
+            source: std::io::Error::from(e),
+        }
+        .into()
+    })
 }
 
 /// Holds the setup kept at `dir` (`<home>/.setup/<key>`) by a `flock` on
@@ -653,5 +668,34 @@ mod tests {
                 }
             });
         }
+    }
+
+    /// A shared build cache's directory is swarm's: a task is shown only a
+    /// directory below it (its class's, its own), and one an older swarm
+    /// handed to the sandbox's identity is taken back.
+    #[test]
+    fn a_shared_caches_directory_is_swarms_own() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, _) = crate::git::test_repo::with_files(dir.path(), &[("a", "a\n")]);
+        let home = WorktreeHome::create(&dir.path().join("homes"), &repo).unwrap();
+        let cache = home.cache_dir("npm").unwrap();
+        let ours =
+            |p: &Path| std::fs::metadata(p).unwrap().uid() == nix::unistd::geteuid().as_raw();
+        assert!(ours(&cache));
+        if !nix::unistd::geteuid().is_root() {
+            // Only root gives a directory away; CI runs the tests as root.
+            return;
+        }
+        let nobody = Some(nix::unistd::Uid::from_raw(65534));
+        nix::unistd::chown(&cache, nobody, None).unwrap();
+        let untrusted = home.own_cache_dir("@untrusted", "npm", None).unwrap();
+        nix::unistd::chown(&untrusted, nobody, None).unwrap();
+        assert_eq!(home.cache_dir("npm").unwrap(), cache);
+        assert_eq!(
+            home.own_cache_dir("@untrusted", "npm", None).unwrap(),
+            untrusted
+        );
+        assert!(ours(&cache) && ours(&untrusted));
     }
 }

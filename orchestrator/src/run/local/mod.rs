@@ -740,7 +740,6 @@ pub(super) fn cache_dirs(
     if prepared.options.sandbox.is_none() {
         return Ok((Vec::new(), None));
     }
-    let owner = swarm_sandbox::worker_identity();
     let caches = &prepared.options.caches;
     // Setup with its own rights runs only at the run's base: its caches
     // hold what setups of that base's history wrote, never another
@@ -783,9 +782,11 @@ pub(super) fn cache_dirs(
             // on what they left there (a test binary cargo takes as fresh,
             // a wheel), as it never takes their warm worktrees.
             let untrusted = prepared.plan.origin.is_untrusted();
+            // Swarm's own: what a task is shown is a directory below it,
+            // its class's or its own, handed to `owner` when it is made.
             let dir = match untrusted {
-                true => home.own_cache_dir(UNTRUSTED_CACHES, &c.name, owner)?,
-                false => home.cache_dir(&c.name, owner)?,
+                true => home.own_cache_dir(UNTRUSTED_CACHES, &c.name, None)?,
+                false => home.cache_dir(&c.name)?,
             };
             // Whose lineage each task's own cache is, in a directory of
             // swarm's no task is shown (see `own_caches`).
