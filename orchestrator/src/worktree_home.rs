@@ -437,17 +437,20 @@ pub enum SetupHold {
 }
 
 /// Makes the directory `path` (of swarm's home, no link on its path)
-/// this process's user's and group's where it is not: one an older swarm
-/// handed to the sandbox's identity.
+/// root's again where it is another's: one an older swarm, run as root,
+/// handed to the sandbox's identity (only root hands anything over).
 fn own_dir(path: &Path) -> Result<(), HomeError> {
     use std::os::unix::fs::MetadataExt;
     let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+    if !uid.is_root() {
+        return Ok(());
+    }
     let meta = std::fs::symlink_metadata(path).map_err(|source| StateError::Io {
         action: "read",
         path: path.to_path_buf(),
         source,
     })?;
-    if meta.uid() == uid.as_raw() && meta.gid() == gid.as_raw() {
+    if meta.uid() == uid.as_raw() {
         return Ok(());
     }
     nix::unistd::chown(path, Some(uid), Some(gid)).map_err(|e| {

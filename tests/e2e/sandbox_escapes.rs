@@ -159,24 +159,49 @@ fn no_task_can_leave_a_set_user_id_file_behind() {
         ],
     );
     assert_all_denied(&results, 19);
-    // Nothing swarm left on disk carries a file capability...
-    let capable = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import os, sys\n\
-             for top, dirs, files in os.walk(sys.argv[1]):\n\
-             \tfor f in files:\n\
-             \t\tp = os.path.join(top, f)\n\
-             \t\tif not os.path.islink(p) and 'security.capability' in os.listxattr(p):\n\
-             \t\t\tprint(p)",
-        ])
-        .arg(repo.path().join(".swarm"))
-        .output()
-        .unwrap();
-    assert!(capable.status.success(), "{capable:?}");
-    assert_eq!(String::from_utf8_lossy(&capable.stdout), "");
-    // ...nor the bits: not the worktrees, not the private tmp directories.
-    let mut stack = vec![repo.path().join(".swarm")];
+    // Where swarm keeps what tasks ran in: the runs' tmp directories and
+    // the worktrees (warm ones' kept tmp directories among them).
+    let kept = [repo.path().join(".swarm"), repo.worktree_home()];
+    // Nothing there carries a file capability: the same call, unconfined
+    // as root, gives one to a copy of sh (so the tasks' was refused, not
+    // malformed), and the walk finds it.
+    let capable = |roots: &[&std::path::Path]| {
+        let out = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import os, sys\n\
+                 for root in sys.argv[1:]:\n\
+                 \tfor top, dirs, files in os.walk(root):\n\
+                 \t\tfor f in files:\n\
+                 \t\t\tp = os.path.join(top, f)\n\
+                 \t\t\tif not os.path.islink(p) and 'security.capability' in os.listxattr(p):\n\
+                 \t\t\t\tprint(p)",
+            ])
+            .args(roots)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    if nix::unistd::geteuid().is_root() {
+        let control = tempfile::tempdir().unwrap();
+        let sh = control.path().join("sh");
+        std::fs::copy("/bin/sh", &sh).unwrap();
+        let given = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import os, sys; os.setxattr(sys.argv[1], \"security.capability\", \
+                 bytes.fromhex(\"0100000280000000000000000000000000000000\"))",
+            ])
+            .arg(&sh)
+            .output()
+            .unwrap();
+        assert!(given.status.success(), "{given:?}");
+        assert_eq!(capable(&[control.path()]), format!("{}\n", sh.display()));
+    }
+    assert_eq!(capable(&[&kept[0], &kept[1]]), "");
+    // ...nor the bits.
+    let mut stack = kept.to_vec();
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let entry = entry.unwrap();

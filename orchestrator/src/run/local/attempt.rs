@@ -125,9 +125,9 @@ pub(crate) async fn run_attempt(
         setup.spec.deck = deck;
     }
     // What it was shown through idmapped copies: its files stay root's on
-    // disk, so no take-back clears a privilege bit there. Given back
-    // whatever becomes of the attempt from here, a hand-over that fails
-    // half way included.
+    // disk, so no take-back clears a privilege bit there. Given back at
+    // the attempt's end, or after a hand-over that failed half way; the
+    // bits cleared even if the attempt's future goes before (`handed`).
     let shown: Vec<PathBuf> = setup
         .spec
         .sandbox

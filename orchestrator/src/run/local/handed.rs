@@ -5,15 +5,20 @@
 //! to the sandbox's unprivileged user (or shown to it through idmapped
 //! copies, where what it makes is root's on disk and a privilege bit it
 //! could set would be root's). Its end takes them back and clears such
-//! bits. An attempt's future can also end without reaching its end: the
+//! bits: [`Handed::give_back`], also after a hand-over that failed half
+//! way. An attempt's future can also end without reaching its end: the
 //! dispatcher's set of attempts dropped on an error, the runtime shut
-//! down, a panic. Then the worktree stayed the sandbox user's (whose next
-//! task, of any run, could change it while the coordinator reads it as
-//! its own) and a shown tree was never walked for bits. [`Handed`] is
-//! made before the hand-over starts (a hand-over that fails half way is
-//! given back too) and gives everything back when it is dropped, if
-//! [`Handed::give_back`] did not.
-
+//! down, a panic. Then nothing walked a shown tree for bits; [`Handed`]'s
+//! drop does, on a thread of its own (not the dispatcher's).
+//!
+//! The drop does not take a handed-over tree back: the hand-over's thread
+//! and the task's processes can outlive the future (a kill is only asked
+//! of the launcher), and a walk racing them would leave entries they make
+//! after it the sandbox user's below a top that is swarm's again, which
+//! `top_is_ours` would then trust. A tree left handed over keeps its top
+//! the sandbox user's (a hand-over starts with it), and its next use hands
+//! it over and takes it back whole. A shown tree's walk can race the task
+//! harmlessly: the seccomp rule keeps it from setting a bit at all.
 use std::path::PathBuf;
 
 /// Entries below a path it may change that an attempt's end takes back
@@ -76,20 +81,36 @@ impl Handed {
         if rest.is_empty() && shown.is_empty() {
             return;
         }
-        let task = self.task.clone();
-        let walked = tokio::task::spawn_blocking(move || give_back(&task, &rest, &shown)).await;
-        if let Err(e) = walked {
-            tracing::warn!(task = %self.task, error = %e, "failed to take the task's files back");
+        let (task, owned, walked_shown) = (self.task.clone(), rest.clone(), shown.clone());
+        let walked =
+            tokio::task::spawn_blocking(move || give_back(&task, &owned, &walked_shown)).await;
+        if walked.is_err() {
+            // Not run (a runtime shutting down cancels it) or cut short
+            // by a panic: once more here, whole.
+            give_back(&self.task, &rest, &shown);
         }
     }
 }
 
 impl Drop for Handed {
     fn drop(&mut self) {
-        if !self.given_back {
-            // The attempt's future went before its end: given back here, on
-            // whatever thread drops it (a shutdown's or an unwinding one).
-            give_back(&self.task, &self.owned, &self.shown);
+        if self.given_back || self.shown.is_empty() {
+            return;
+        }
+        // The attempt's future went before its end: the shown trees walked
+        // for bits on a thread of their own (a walk of a worktree is not
+        // for the dispatcher's one thread); what was handed over stays so
+        // (see the module's comment).
+        let (task, shown) = (
+            std::mem::take(&mut self.task),
+            std::mem::take(&mut self.shown),
+        );
+        let walk = move || give_back(&task, &[], &shown);
+        if let Err(e) = std::thread::Builder::new()
+            .name("swarm-give-back".into())
+            .spawn(walk)
+        {
+            tracing::warn!(error = %e, "failed to clear privilege bits in a task's files");
         }
     }
 }
@@ -134,20 +155,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_attempt_dropped_before_its_end_still_gives_its_files_back() {
-        if !nix::unistd::geteuid().is_root() {
-            // Only root hands files over; CI runs the tests as root.
-            return;
-        }
-        let (_dir, tree) = handed_tree();
+    async fn an_attempt_dropped_before_its_end_still_clears_the_bits_it_was_shown() {
         let shown = tempfile::tempdir().unwrap();
         let bit = shown.path().join("made");
         std::fs::write(&bit, "x").unwrap();
         std::fs::set_permissions(&bit, std::fs::Permissions::from_mode(0o6755)).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
         let handed = Handed::new(
             "t".into(),
-            vec![tree.clone()],
-            tree.clone(),
+            vec![tmp.path().to_path_buf()],
+            tmp.path().to_path_buf(),
             vec![shown.path().to_path_buf()],
         );
         // An attempt holding it, waiting on its task, aborted (what the
@@ -159,6 +176,24 @@ mod tests {
         tokio::task::yield_now().await;
         attempt.abort();
         assert!(attempt.await.unwrap_err().is_cancelled());
+        // Walked on a thread of its own: waited for here.
+        let mode = || std::fs::metadata(&bit).unwrap().permissions().mode() & 0o7777;
+        let waited = std::time::Instant::now();
+        while mode() != 0o755 && waited.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(mode(), 0o755);
+    }
+
+    #[tokio::test]
+    async fn an_attempts_end_gives_its_files_back() {
+        if !nix::unistd::geteuid().is_root() {
+            // Only root hands files over; CI runs the tests as root.
+            return;
+        }
+        let (_dir, tree) = handed_tree();
+        let handed = Handed::new("t".into(), vec![tree.clone()], tree.clone(), Vec::new());
+        handed.give_back().await;
         for path in [
             &tree,
             &tree.join("a"),
@@ -167,18 +202,5 @@ mod tests {
         ] {
             assert!(ours(path), "{} is still the sandbox user's", path.display());
         }
-        let mode = std::fs::metadata(&bit).unwrap().permissions().mode() & 0o7777;
-        assert_eq!(mode, 0o755);
-    }
-
-    #[tokio::test]
-    async fn an_attempts_end_gives_its_files_back_once() {
-        if !nix::unistd::geteuid().is_root() {
-            return;
-        }
-        let (_dir, tree) = handed_tree();
-        let handed = Handed::new("t".into(), vec![tree.clone()], tree.clone(), Vec::new());
-        handed.give_back().await;
-        assert!(ours(&tree) && ours(&tree.join("a/file")));
     }
 }

@@ -730,8 +730,8 @@ fn remove_readonly_checkouts(repo: &crate::git::Repo, worktree_dir: &std::path::
 /// worktree home's `.cache/`.
 const UNTRUSTED_CACHES: &str = "@untrusted";
 
-/// The build caches of a sandboxed run, created (writable by the identity
-/// its tasks run as); and `[setup]`'s own, for a run with one: a lineage
+/// The build caches of a sandboxed run, created (swarm's: what a task is
+/// shown below them is handed to the identity it runs as); and `[setup]`'s own, for a run with one: a lineage
 /// of the run's base (`run::lineage`), whose lock the run holds.
 pub(super) fn cache_dirs(
     prepared: &Prepared,
