@@ -367,18 +367,7 @@ impl WorktreeHome {
     ) -> Result<PathBuf, HomeError> {
         let path = self.dir.ensure_dir(&self.parts(&[CACHE, phase, tool]))?;
         match owner {
-            // The path has no link in it (just checked, component by
-            // component, and only swarm writes above it).
-            Some((uid, gid)) => nix::unistd::chown(
-                &path,
-                Some(nix::unistd::Uid::from_raw(uid)),
-                Some(nix::unistd::Gid::from_raw(gid)),
-            )
-            .map_err(|e| StateError::Io {
-                action: "hand over",
-                path: path.clone(),
-                source: std::io::Error::from(e),
-            })?,
+            Some(owner) => chown_dir(&path, owner, "hand over")?,
             None => own_dir(&path)?,
         }
         Ok(path)
@@ -453,9 +442,21 @@ fn own_dir(path: &Path) -> Result<(), HomeError> {
     if meta.uid() == uid.as_raw() {
         return Ok(());
     }
-    nix::unistd::chown(path, Some(uid), Some(gid)).map_err(|e| {
+    chown_dir(path, (uid.as_raw(), gid.as_raw()), "take back")
+}
+
+/// Makes `uid:gid` the owner of the directory `path`, of swarm's home:
+/// the path has no link in it (checked component by component when it
+/// was made, and only swarm writes above it).
+fn chown_dir(path: &Path, (uid, gid): (u32, u32), action: &'static str) -> Result<(), HomeError> {
+    nix::unistd::chown(
+        path,
+        Some(nix::unistd::Uid::from_raw(uid)),
+        Some(nix::unistd::Gid::from_raw(gid)),
+    )
+    .map_err(|e| {
         StateError::Io {
-            action: "take back",
+            action,
             path: path.to_path_buf(),
             source: std::io::Error::from(e),
         }

@@ -136,16 +136,14 @@ mod tests {
     use super::*;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-    /// A tree handed to the sandbox's user (its top, a file, a file with
-    /// a set-user-ID bit), as an attempt's start leaves it.
+    /// A tree handed to the sandbox's user (its top, a directory, two
+    /// files), as an attempt's start leaves it.
     fn handed_tree() -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let tree = dir.path().join("tree");
         std::fs::create_dir_all(tree.join("a")).unwrap();
         std::fs::write(tree.join("a/file"), "x").unwrap();
-        std::fs::write(tree.join("suid"), "x").unwrap();
-        std::fs::set_permissions(tree.join("suid"), std::fs::Permissions::from_mode(0o4755))
-            .unwrap();
+        std::fs::write(tree.join("b"), "x").unwrap();
         swarm_sandbox::ownership::hand_over(&tree, swarm_sandbox::SANDBOX_IDENTITY).unwrap();
         (dir, tree)
     }
@@ -198,7 +196,7 @@ mod tests {
             &tree,
             &tree.join("a"),
             &tree.join("a/file"),
-            &tree.join("suid"),
+            &tree.join("b"),
         ] {
             assert!(ours(path), "{} is still the sandbox user's", path.display());
         }

@@ -731,8 +731,9 @@ fn remove_readonly_checkouts(repo: &crate::git::Repo, worktree_dir: &std::path::
 const UNTRUSTED_CACHES: &str = "@untrusted";
 
 /// The build caches of a sandboxed run, created (swarm's: what a task is
-/// shown below them is handed to the identity it runs as); and `[setup]`'s own, for a run with one: a lineage
-/// of the run's base (`run::lineage`), whose lock the run holds.
+/// shown below them is handed to the identity it runs as); and
+/// `[setup]`'s own, for a run with one: a lineage of the run's base
+/// (`run::lineage`), whose lock the run holds.
 pub(super) fn cache_dirs(
     prepared: &Prepared,
     home: &WorktreeHome,
@@ -783,7 +784,8 @@ pub(super) fn cache_dirs(
             // a wheel), as it never takes their warm worktrees.
             let untrusted = prepared.plan.origin.is_untrusted();
             // Swarm's own: what a task is shown is a directory below it,
-            // its class's or its own, handed to `owner` when it is made.
+            // its class's or its own, handed to the sandbox's identity
+            // when it is made (`own_caches`).
             let dir = match untrusted {
                 true => home.own_cache_dir(UNTRUSTED_CACHES, &c.name, None)?,
                 false => home.cache_dir(&c.name)?,
