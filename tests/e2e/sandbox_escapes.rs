@@ -96,6 +96,12 @@ fn host_unix_sockets_are_out_of_sight_and_reach() {
     }
 }
 
+/// Python giving the file `sys.argv[1]` a file capability (CAP_SETUID,
+/// effective): a task tries it, and the control run unconfined as root
+/// shows the same call works where it is allowed.
+const GIVE_CAPABILITY: &str = "os.setxattr(sys.argv[1], \"security.capability\", \
+     bytes.fromhex(\"0100000280000000000000000000000000000000\"))";
+
 #[test]
 fn no_task_can_leave_a_set_user_id_file_behind() {
     let repo = TestRepo::new();
@@ -134,12 +140,7 @@ fn no_task_can_leave_a_set_user_id_file_behind() {
             ),
             // A file capability (CAP_SETUID, effective) on a file it made:
             // shown through an idmapped copy, that file is root's on disk.
-            py(
-                "file-capability",
-                "os.setxattr(sys.argv[1], \"security.capability\", \
-                 bytes.fromhex(\"0100000280000000000000000000000000000000\"))",
-                "sh",
-            ),
+            py("file-capability", GIVE_CAPABILITY, "sh"),
         ]
         .concat()
     };
@@ -188,11 +189,7 @@ fn no_task_can_leave_a_set_user_id_file_behind() {
         let sh = control.path().join("sh");
         std::fs::copy("/bin/sh", &sh).unwrap();
         let given = std::process::Command::new("python3")
-            .args([
-                "-c",
-                "import os, sys; os.setxattr(sys.argv[1], \"security.capability\", \
-                 bytes.fromhex(\"0100000280000000000000000000000000000000\"))",
-            ])
+            .args(["-c", &format!("import os, sys; {GIVE_CAPABILITY}")])
             .arg(&sh)
             .output()
             .unwrap();
