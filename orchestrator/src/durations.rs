@@ -740,6 +740,12 @@ pub struct Accounted {
     /// (empty when not known): what a split entry's profile learns test
     /// by test ([`crate::plan::shard_parts::per_test`]).
     each: Vec<Vec<u64>>,
+    /// What a millisecond of the cases' summed times took of the shard's
+    /// time (as `(ran, summed)`), when every case says when it began: a
+    /// runner that runs tests on several threads at once (nextest, by
+    /// default one a CPU) takes less time than its tests' summed times,
+    /// one that spaces them out more.
+    ratio: Option<(u64, u64)>,
 }
 
 impl Accounted {
@@ -755,6 +761,7 @@ impl Accounted {
         let mut counts = vec![0u32; entries.len()];
         let mut named: Vec<Vec<(&str, u64)>> = vec![Vec::new(); entries.len()];
         let mut matched = false;
+        let ratio = ran_together(cases);
         for case in cases {
             if let Some(at) = index.of(case) {
                 of_entry[at] = of_entry[at].saturating_add(case.time_ms);
@@ -794,6 +801,7 @@ impl Accounted {
             own: matched.then_some(of_entry),
             counts,
             each,
+            ratio,
         }
     }
 
@@ -815,7 +823,7 @@ impl Accounted {
         self.own.as_deref()
     }
 
-    /// The cases' time, when they account for some.
+    /// The entries' cases' summed times, when they account for some.
     fn matched(&self) -> Option<u64> {
         self.own
             .as_deref()
@@ -823,11 +831,26 @@ impl Accounted {
             .filter(|&ms| ms > 0)
     }
 
+    /// What of the shard's time the entries' cases took as they ran: their
+    /// summed times, or as much of the time every case ran together (the
+    /// first one's start to the last one's end) as their share of the
+    /// summed times, when the report says when each began.
+    fn ran(&self) -> Option<u64> {
+        let matched = self.matched()?;
+        Some(match self.ratio {
+            // Never more than the shard took: the report's clock is the
+            // runner's, and what it says is a hint.
+            Some((ran, summed)) => ((u128::from(matched) * u128::from(ran)
+                / u128::from(summed.max(1))) as u64)
+                .min(self.ms),
+            None => matched,
+        })
+    }
+
     /// What of the shard's time its cases do not account for (start-up,
     /// collection), when they account for some.
     pub fn unaccounted(&self) -> Option<u64> {
-        self.matched()
-            .map(|matched| self.ms.saturating_sub(matched))
+        self.ran().map(|ran| self.ms.saturating_sub(ran))
     }
 
     /// How long each entry took, of the shard's time: its own tests' times
@@ -840,23 +863,48 @@ impl Accounted {
     /// On Jinja2's suite a file's collection took about 4 ms a KiB of it,
     /// from nothing to 150 ms (BENCHMARKS section 28); an even share gave a
     /// 150-byte file what a 35 KiB one cost.
+    ///
+    /// An entry's own time is as its cases ran: with tests run on two
+    /// threads, about half their summed times (see [`Self::ran`]). Summed,
+    /// a shard of one 2 s test and one of four 1 s tests took the same,
+    /// where on two threads the first takes twice the second, and the
+    /// start-up a shard's report left (its time less its tests' summed
+    /// times) was nothing: a part of a split entry, which pays a start-up
+    /// and a listing, looked free.
     pub fn entry_times(&self, startup: u64, sizes: &[Option<u64>]) -> Vec<u64> {
         let n = self.entries.max(1) as u64;
-        let (Some(own), Some(matched)) = (self.own.as_deref(), self.matched()) else {
+        let (Some(own), Some(matched), Some(ran)) =
+            (self.own.as_deref(), self.matched(), self.ran())
+        else {
             return vec![self.ms / n; self.entries];
         };
-        let rest = self.ms.saturating_sub(matched).saturating_sub(startup);
+        let rest = self.ms.saturating_sub(ran).saturating_sub(startup);
         let weights: Option<Vec<u64>> = match sizes.len() == own.len() {
             true => sizes.iter().map(|s| s.map(|s| s + FLOOR_BYTES)).collect(),
             false => None,
         };
         let weights = weights.unwrap_or_else(|| vec![1; own.len()]);
         let total: u64 = weights.iter().sum::<u64>().max(1);
+        let as_ran = |t: u64| (u128::from(t) * u128::from(ran) / u128::from(matched)) as u64;
         own.iter()
             .zip(weights)
-            .map(|(t, w)| t + (rest as u128 * w as u128 / total as u128) as u64)
+            .map(|(t, w)| as_ran(*t) + (rest as u128 * w as u128 / total as u128) as u64)
             .collect()
     }
+}
+
+/// How long `cases` ran together (the first one's start to the last one's
+/// end) and their summed times, when every one of them says when it
+/// began and they took some time.
+fn ran_together(cases: &[swarm_protocol::TestCase]) -> Option<(u64, u64)> {
+    let (mut first, mut last, mut summed) = (u64::MAX, 0u64, 0u64);
+    for case in cases {
+        let start = case.started_ms?;
+        first = first.min(start);
+        last = last.max(start.saturating_add(case.time_ms));
+        summed = summed.saturating_add(case.time_ms);
+    }
+    (summed > 0 && last > first).then(|| (last - first, summed))
 }
 
 /// The median of `values` (the lower of the middle two of an even count,

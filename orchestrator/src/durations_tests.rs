@@ -313,6 +313,7 @@ fn passed(classname: &str, name: &str, file: &str, ms: u64) -> swarm_protocol::T
         classname: classname.into(),
         file: file.into(),
         time_ms: ms,
+        started_ms: None,
         outcome: swarm_protocol::TestOutcome::Passed,
         message: String::new(),
         text: String::new(),
@@ -357,6 +358,54 @@ fn an_entrys_time_comes_from_its_tests_with_a_share_of_the_rest_else_an_even_spl
     let none = Accounted::new((&entries, &Default::default()), 1000, &[]);
     assert_eq!(none.entry_times(0, &[]), [500, 500]);
     assert_eq!(none.unaccounted(), None);
+}
+
+#[test]
+fn tests_run_on_two_threads_count_as_they_ran_not_as_their_times_sum() {
+    // nextest's JUnit: each case with when it began. Two threads: `a`'s
+    // one 2 s test beside `b`'s four of 500 ms, one after another.
+    let at = |file: &str, start: u64, ms: u64| swarm_protocol::TestCase {
+        started_ms: Some(1_764_000_000_000 + start),
+        ..passed("", "t", file, ms)
+    };
+    let entries = vec!["tests/a.rs".to_string(), "tests/b.rs".into()];
+    let cases = [
+        at("tests/a.rs", 0, 2000),
+        at("tests/b.rs", 0, 500),
+        at("tests/b.rs", 500, 500),
+        at("tests/b.rs", 1000, 500),
+        at("tests/b.rs", 1500, 500),
+    ];
+    // 2,600 ms in all: the tests ran 2 s together (4 s summed), the rest
+    // is start-up. Summed, the shard left nothing unaccounted and its
+    // entries took more than it did.
+    let shard = Accounted::new((&entries, &Default::default()), 2600, &cases);
+    assert_eq!(shard.unaccounted(), Some(600));
+    assert_eq!(shard.entry_times(600, &[]), [1000, 1000]);
+    assert_eq!(shard.entry_times(0, &[]), [1300, 1300]);
+    // Without when each began, as before: their summed times.
+    let summed: Vec<_> = cases
+        .iter()
+        .map(|c| swarm_protocol::TestCase {
+            started_ms: None,
+            ..c.clone()
+        })
+        .collect();
+    let shard = Accounted::new((&entries, &Default::default()), 2600, &summed);
+    assert_eq!(shard.unaccounted(), Some(0));
+    assert_eq!(shard.entry_times(0, &[]), [2000, 2000]);
+    // One case without a start: not told, the sums again.
+    let mut some = cases.to_vec();
+    some[2].started_ms = None;
+    let shard = Accounted::new((&entries, &Default::default()), 2600, &some);
+    assert_eq!(shard.unaccounted(), Some(0));
+    // A report whose clock says its tests ran longer than the shard did
+    // is taken as the shard's time, no more.
+    let mut far = cases.to_vec();
+    far[4].started_ms = Some(1_764_000_000_000 + 86_400_000);
+    let shard = Accounted::new((&entries, &Default::default()), 2600, &far);
+    assert_eq!(shard.unaccounted(), Some(0));
+    assert_eq!(shard.entry_times(0, &[]), [1300, 1300]);
 }
 
 #[test]

@@ -456,6 +456,7 @@ mod tests {
             classname: classname.into(),
             file: String::new(),
             time_ms: 10,
+            started_ms: None,
             outcome,
             message: match outcome {
                 TestOutcome::Failed => "boom".into(),

@@ -252,12 +252,22 @@ fn case(e: &BytesStart<'_>, suite: Option<&String>) -> TestCase {
         classname,
         file: attr(e, b"file", MAX_FIELD),
         time_ms: (secs.max(0.0) * 1000.0).round() as u64,
+        started_ms: started_ms(&attr(e, b"timestamp", 64)),
         outcome: TestOutcome::Passed,
         message: String::new(),
         text: String::new(),
         reruns: Vec::new(),
         quarantined: None,
     }
+}
+
+/// A case's `timestamp` (RFC 3339, as nextest writes it) in milliseconds
+/// since the Unix epoch; `None` when there is none, or it does not read
+/// as one (a report's dialect, or its writer's mistake, costs only what
+/// it would have told).
+fn started_ms(timestamp: &str) -> Option<u64> {
+    let at = chrono::DateTime::parse_from_rfc3339(timestamp.trim()).ok()?;
+    u64::try_from(at.timestamp_millis()).ok()
 }
 
 /// A `<failure>`, `<error>` or `<skipped>` of case `c`: a failure wins
@@ -429,6 +439,16 @@ mod tests {
         let parsed = parse(bare).unwrap();
         assert_eq!(parsed.cases[0].classname, "tape");
         assert_eq!(counts(&parsed, String::new()).failed, 1);
+    }
+
+    #[test]
+    fn when_a_case_began_is_read_where_the_report_says() {
+        // nextest's dialect: each case with its `timestamp`.
+        let xml = br#"<testsuites><testsuite name="nx"><testcase name="a" classname="nx" timestamp="2026-12-02T10:37:50.217+00:00" time="0.316"/><testcase name="b" classname="nx" timestamp="2026-12-02T11:37:50.328+01:00" time="0.009"/><testcase name="c" timestamp="yesterday" time="1"/><testcase name="d" time="1"/></testsuite></testsuites>"#;
+        let parsed = parse(xml).unwrap();
+        let started: Vec<Option<u64>> = parsed.cases.iter().map(|c| c.started_ms).collect();
+        let a = 1_796_207_870_217;
+        assert_eq!(started, [Some(a), Some(a + 111), None, None]);
     }
 
     #[test]

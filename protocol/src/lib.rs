@@ -737,6 +737,12 @@ pub struct TestCase {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub file: String,
     pub time_ms: u64,
+    /// When it began, in milliseconds since the Unix epoch, when the
+    /// report says (nextest gives each case a `timestamp`): with it, the
+    /// cases tell how long a shard's tests ran together, on however many
+    /// threads, apart from the shard's start-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
     pub outcome: TestOutcome,
     /// The failure's or skip's message, and for a failure its text
     /// (capped).

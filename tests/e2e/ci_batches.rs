@@ -497,11 +497,13 @@ fn a_long_rust_test_file_is_split_by_the_tests_cargo_nextest_lists_and_each_runs
         ".config/nextest.toml",
         "[profile.default.junit]\npath = \"junit.xml\"\n",
     );
+    // Eight tests of a second, which nextest runs two at a time (its
+    // default: a thread a CPU): a file of 4 s as it runs, 8 s summed.
     let slow = |n: usize| -> String {
         (0..n)
             .map(|i| {
                 format!(
-                    "#[test]\nfn slow_{i}() {{\n    std::thread::sleep(std::time::Duration::from_millis(400));\n}}\n\n"
+                    "#[test]\nfn slow_{i}() {{\n    std::thread::sleep(std::time::Duration::from_millis(1000));\n}}\n\n"
                 )
             })
             .collect()
@@ -534,6 +536,29 @@ fn a_long_rust_test_file_is_split_by_the_tests_cargo_nextest_lists_and_each_runs
         let run = swarm(&["run", plan.to_str().unwrap(), "--name", name]);
         assert_eq!(run.code, 0, "{}", run.stderr);
     }
+    // What the long file takes is learned as its tests ran, on nextest's
+    // threads (it says when each began): about 4 s, where their times sum
+    // to 8 s. Taken as their sum, a part (which pays nextest's start and
+    // its listing) looked free beside it.
+    let history: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo.path().join(".swarm/durations.json")).unwrap(),
+    )
+    .unwrap();
+    let big = history["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["task"] == "nextest\u{1f}tests/big.rs")
+        .unwrap_or_else(|| panic!("{history:#}"));
+    let learned: Vec<u64> = big["ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ms| ms.as_u64().unwrap())
+        .collect();
+    // The second run's (the first one's shards built their target
+    // directories too).
+    assert!(learned.last().is_some_and(|&ms| ms < 6_000), "{learned:?}");
     // A test added since: no run has seen it, and it must still run.
     repo.write(
         "tests/big.rs",
