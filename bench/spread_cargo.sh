@@ -20,7 +20,8 @@
 # no network; tests/e2e/bench_scripts.rs runs it in CI. A command that
 # fails ends the script with a message naming it. THREADS=K runs every
 # `cargo nextest run` here with `--test-threads K` (default: nextest's,
-# one a core). Last, BOUND_ROUNDS runs of the whole suite one test at a
+# one a core; in smoke mode 1, so that what is split does not turn on the
+# machine's cores). Last, BOUND_ROUNDS runs of the whole suite one test at a
 # time (each test's time its own in nextest's JUnit) and
 # bench/spread_bound.py's grouping of them: how evenly any grouping made
 # before a run could end, given the tests' own run-to-run noise.
@@ -35,6 +36,7 @@ NEXTEST=${NEXTEST:-$(command -v cargo-nextest || true)}
 cd "$ROOT"
 ensure_swarm
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)
+[ "$SMOKE" = 1 ] && THREADS=${THREADS:-1}
 RUN_ARGS=${THREADS:+--test-threads $THREADS}
 
 WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/swarm-spread-cargo-bench.XXXXXX")
@@ -45,9 +47,11 @@ if [ "$SMOKE" = 1 ]; then
   mkdir -p "$REPO/src" "$REPO/tests"
   printf '[package]\nname = "tiny"\nversion = "0.1.0"\nedition = "2021"\n' > "$REPO/Cargo.toml"
   printf 'pub fn one() -> u32 {\n    1\n}\n' > "$REPO/src/lib.rs"
-  # Long enough beside a shard's start-up (under load too) to be split.
+  # Long enough beside a shard's start-up (under load too) to be split:
+  # 4.8 s on one thread, split in two while a start-up (which each part
+  # pays, and a listing) is under about 1.7 s.
   for i in 0 1 2 3 4 5 6 7; do
-    printf '#[test]\nfn slow_%s() {\n    std::thread::sleep(std::time::Duration::from_millis(400));\n}\n\n' "$i"
+    printf '#[test]\nfn slow_%s() {\n    std::thread::sleep(std::time::Duration::from_millis(600));\n}\n\n' "$i"
   done > "$REPO/tests/big.rs"
   for name in a b; do
     printf '#[test]\nfn %s() {\n    assert_eq!(tiny::one(), 1);\n}\n' "$name" > "$REPO/tests/$name.rs"
