@@ -21,7 +21,8 @@
 # fails ends the script with a message naming it. THREADS=K runs every
 # `cargo nextest run` here with `--test-threads K` (default: nextest's,
 # one a core; in smoke mode 1, so that what is split does not turn on the
-# machine's cores). Last, BOUND_ROUNDS runs of the whole suite one test at a
+# machine's cores). COUNTS="4 8" measures those shard counts only. Last,
+# BOUND_ROUNDS runs of the whole suite one test at a
 # time (each test's time its own in nextest's JUnit) and
 # bench/spread_bound.py's grouping of them: how evenly any grouping made
 # before a run could end, given the tests' own run-to-run noise.
@@ -68,7 +69,7 @@ printf '[profile.default.junit]\npath = "junit.xml"\n' > .config/nextest.toml
 git init -q -b main && git add -A && git commit -q -m "a crate"
 FILES=$(git ls-files 'tests/*.rs' | wc -l)
 TARGETS=$(git ls-files 'tests/*.rs' | sed 's|tests/||; s|\.rs$||' | sed 's/^/--test /' | tr '\n' ' ')
-COUNTS=$(sized "2 4 8" 2)
+COUNTS=${COUNTS:-$(sized "2 4 8" 2)}
 HEAD="[swarm]
 concurrency = 2
 on_failure = \"continue\"
@@ -110,7 +111,7 @@ whole=$(median_timed "$ROUNDS" "$WORK/whole" "$NEXTEST" nextest run --offline --
 tests=$(grep -c ' PASS \[' "$WORK/whole-1.log" || true)
 
 # The bound: the tests' own times, run by run.
-BOUND_ROUNDS=$(sized 6 2)
+BOUND_ROUNDS=${BOUND_ROUNDS:-$(sized 6 2)}
 for r in $(seq 1 "$BOUND_ROUNDS"); do
   run_logged "$WORK/one-$r.log" "$NEXTEST" nextest run --offline --no-fail-fast --test-threads 1 $TARGETS
   cp target/nextest/default/junit.xml "$WORK/one-$r.xml"
