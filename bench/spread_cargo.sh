@@ -49,10 +49,10 @@ if [ "$SMOKE" = 1 ]; then
   printf '[package]\nname = "tiny"\nversion = "0.1.0"\nedition = "2021"\n' > "$REPO/Cargo.toml"
   printf 'pub fn one() -> u32 {\n    1\n}\n' > "$REPO/src/lib.rs"
   # Long enough beside a shard's start-up (under load too) to be split:
-  # 4.8 s on one thread, split in two while a start-up (which each part
-  # pays, and a listing) is under about 1.7 s.
+  # 8 s on one thread, split in two while a start-up (which each part
+  # pays, and a listing) is under about 2.9 s.
   for i in 0 1 2 3 4 5 6 7; do
-    printf '#[test]\nfn slow_%s() {\n    std::thread::sleep(std::time::Duration::from_millis(600));\n}\n\n' "$i"
+    printf '#[test]\nfn slow_%s() {\n    std::thread::sleep(std::time::Duration::from_millis(1000));\n}\n\n' "$i"
   done > "$REPO/tests/big.rs"
   for name in a b; do
     printf '#[test]\nfn %s() {\n    assert_eq!(tiny::one(), 1);\n}\n' "$name" > "$REPO/tests/$name.rs"

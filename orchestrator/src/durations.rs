@@ -866,7 +866,7 @@ impl Accounted {
     ///
     /// An entry's own time is as its cases ran: with tests run on two
     /// threads, about half their summed times (see [`Self::ran`]). Summed,
-    /// a shard of one 2 s test and one of four 1 s tests took the same,
+    /// a shard of one 2 s test and one of four 500 ms tests took the same,
     /// where on two threads the first takes twice the second, and the
     /// start-up a shard's report left (its time less its tests' summed
     /// times) was nothing: a part of a split entry, which pays a start-up
@@ -894,12 +894,19 @@ impl Accounted {
 }
 
 /// How long `cases` ran together (the first one's start to the last one's
-/// end) and their summed times, when every one of them says when it
-/// began and they took some time.
+/// end) and their summed times, when every one that took any time says
+/// when it began and they took some.
 fn ran_together(cases: &[swarm_protocol::TestCase]) -> Option<(u64, u64)> {
     let (mut first, mut last, mut summed) = (u64::MAX, 0u64, 0u64);
     for case in cases {
-        let start = case.started_ms?;
+        // A case that took no time and says no start (a skipped one, as
+        // some runners write it) changes neither.
+        let Some(start) = case.started_ms else {
+            match case.time_ms {
+                0 => continue,
+                _ => return None,
+            }
+        };
         first = first.min(start);
         last = last.max(start.saturating_add(case.time_ms));
         summed = summed.saturating_add(case.time_ms);

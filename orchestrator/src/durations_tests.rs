@@ -399,6 +399,11 @@ fn tests_run_on_two_threads_count_as_they_ran_not_as_their_times_sum() {
     some[2].started_ms = None;
     let shard = Accounted::new((&entries, &Default::default()), 2600, &some);
     assert_eq!(shard.unaccounted(), Some(0));
+    // A skipped case, of no time, without a start: told all the same.
+    let mut skipped = cases.to_vec();
+    skipped.push(passed("", "skip", "tests/b.rs", 0));
+    let shard = Accounted::new((&entries, &Default::default()), 2600, &skipped);
+    assert_eq!(shard.unaccounted(), Some(600));
     // A report whose clock says its tests ran longer than the shard did
     // is taken as the shard's time, no more.
     let mut far = cases.to_vec();
