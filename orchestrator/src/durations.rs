@@ -740,11 +740,11 @@ pub struct Accounted {
     /// (empty when not known): what a split entry's profile learns test
     /// by test ([`crate::plan::shard_parts::per_test`]).
     each: Vec<Vec<u64>>,
-    /// What a millisecond of the cases' summed times took of the shard's
-    /// time (as `(ran, summed)`), when every case says when it began: a
-    /// runner that runs tests on several threads at once (nextest, by
-    /// default one a CPU) takes less time than its tests' summed times,
-    /// one that spaces them out more.
+    /// How long the cases ran together and their summed times (as
+    /// `(ran, summed)`), when every case says when it began: a runner
+    /// that runs tests on several threads at once (nextest, by default one
+    /// a CPU) takes less time than its tests' summed times, one that
+    /// spaces them out more.
     ratio: Option<(u64, u64)>,
 }
 
@@ -761,7 +761,9 @@ impl Accounted {
         let mut counts = vec![0u32; entries.len()];
         let mut named: Vec<Vec<(&str, u64)>> = vec![Vec::new(); entries.len()];
         let mut matched = false;
-        let ratio = ran_together(cases);
+        // Never longer than the shard took: the report's clock is the
+        // runner's, and what it says is a hint.
+        let ratio = ran_together(cases).map(|(ran, summed)| (ran.min(ms), summed));
         for case in cases {
             if let Some(at) = index.of(case) {
                 of_entry[at] = of_entry[at].saturating_add(case.time_ms);
@@ -817,6 +819,14 @@ impl Accounted {
         self.counts.get(k).copied().unwrap_or(0)
     }
 
+    /// How long the shard's cases ran together and their summed times,
+    /// when the report says when each began (see [`entry_times`]).
+    ///
+    /// [`entry_times`]: Self::entry_times
+    pub fn ratio(&self) -> Option<(u64, u64)> {
+        self.ratio
+    }
+
     /// What each entry's own tests took, nothing else of the shard's time
     /// in it; `None` when the report tells no entry's tests.
     pub fn own(&self) -> Option<&[u64]> {
@@ -864,14 +874,23 @@ impl Accounted {
     /// from nothing to 150 ms (BENCHMARKS section 28); an even share gave a
     /// 150-byte file what a 35 KiB one cost.
     ///
-    /// An entry's own time is as its cases ran: with tests run on two
-    /// threads, about half their summed times (see [`Self::ran`]). Summed,
-    /// a shard of one 2 s test and one of four 500 ms tests took the same,
-    /// where on two threads the first takes twice the second, and the
-    /// start-up a shard's report left (its time less its tests' summed
-    /// times) was nothing: a part of a split entry, which pays a start-up
-    /// and a listing, looked free.
-    pub fn entry_times(&self, startup: u64, sizes: &[Option<u64>]) -> Vec<u64> {
+    /// When the report says when each case began, an entry's own time is
+    /// its tests' summed times scaled by `scale`, how long the cases of all
+    /// its task's shards ran together over their summed times (see
+    /// [`Self::ratio`]): with tests run on two threads, about half their
+    /// sum. Summed, the tests of a shard on two threads took more than the
+    /// shard did, its start-up was learned as nothing, and a part of a
+    /// split entry (which pays a start-up and a listing) looked free. The
+    /// scale is the task's, not each shard's: how well a shard's tests
+    /// shared its threads turns on the grouping (a slow test last in its
+    /// list runs alone), not on its entries, and taken shard by shard it
+    /// made an entry's time turn on the shard it last ran in.
+    pub fn entry_times(
+        &self,
+        startup: u64,
+        sizes: &[Option<u64>],
+        scale: Option<(u64, u64)>,
+    ) -> Vec<u64> {
         let n = self.entries.max(1) as u64;
         let (Some(own), Some(matched), Some(ran)) =
             (self.own.as_deref(), self.matched(), self.ran())
@@ -885,7 +904,12 @@ impl Accounted {
         };
         let weights = weights.unwrap_or_else(|| vec![1; own.len()]);
         let total: u64 = weights.iter().sum::<u64>().max(1);
-        let as_ran = |t: u64| (u128::from(t) * u128::from(ran) / u128::from(matched)) as u64;
+        let (by, of) = match (self.ratio, scale) {
+            (Some(_), Some((by, of))) if of > 0 => (by, of),
+            (Some(_), _) => (ran, matched),
+            (None, _) => (1, 1),
+        };
+        let as_ran = |t: u64| (u128::from(t) * u128::from(by) / u128::from(of)) as u64;
         own.iter()
             .zip(weights)
             .map(|(t, w)| as_ran(*t) + (rest as u128 * w as u128 / total as u128) as u64)

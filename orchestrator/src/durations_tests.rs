@@ -336,27 +336,27 @@ fn an_entrys_time_comes_from_its_tests_with_a_share_of_the_rest_else_an_even_spl
     ];
     // 1,100 ms in all: 900 of tests, 200 of start-up shared.
     let shard = Accounted::new((&entries, &Default::default()), 1100, &cases);
-    assert_eq!(shard.entry_times(0, &[]), [900, 200]);
+    assert_eq!(shard.entry_times(0, &[], None), [900, 200]);
     // What every shard pays is no entry's.
-    assert_eq!(shard.entry_times(100, &[]), [850, 150]);
+    assert_eq!(shard.entry_times(100, &[], None), [850, 150]);
     assert_eq!(shard.unaccounted(), Some(200));
     // The rest by the files' sizes, each a kibibyte more: a 7 KiB file
     // collects longer than a 1 KiB one (8:2 of the 200 ms).
     assert_eq!(
-        shard.entry_times(0, &[Some(7 << 10), Some(1 << 10)]),
+        shard.entry_times(0, &[Some(7 << 10), Some(1 << 10)], None),
         [960, 140]
     );
     // Not when a size is unknown (a node id the commit holds no file of).
-    assert_eq!(shard.entry_times(0, &[Some(7 << 10), None]), [900, 200]);
+    assert_eq!(shard.entry_times(0, &[Some(7 << 10), None], None), [900, 200]);
     // A report that names files.
     let cases = [case("x", "tests/sub/test_b.py", 300)];
     assert_eq!(
-        Accounted::new((&entries, &Default::default()), 500, &cases).entry_times(0, &[]),
+        Accounted::new((&entries, &Default::default()), 500, &cases).entry_times(0, &[], None),
         [100, 400]
     );
     // No report: an even split.
     let none = Accounted::new((&entries, &Default::default()), 1000, &[]);
-    assert_eq!(none.entry_times(0, &[]), [500, 500]);
+    assert_eq!(none.entry_times(0, &[], None), [500, 500]);
     assert_eq!(none.unaccounted(), None);
 }
 
@@ -381,8 +381,8 @@ fn tests_run_on_two_threads_count_as_they_ran_not_as_their_times_sum() {
     // entries took more than it did.
     let shard = Accounted::new((&entries, &Default::default()), 2600, &cases);
     assert_eq!(shard.unaccounted(), Some(600));
-    assert_eq!(shard.entry_times(600, &[]), [1000, 1000]);
-    assert_eq!(shard.entry_times(0, &[]), [1300, 1300]);
+    assert_eq!(shard.entry_times(600, &[], None), [1000, 1000]);
+    assert_eq!(shard.entry_times(0, &[], None), [1300, 1300]);
     // Without when each began, as before: their summed times.
     let summed: Vec<_> = cases
         .iter()
@@ -393,7 +393,7 @@ fn tests_run_on_two_threads_count_as_they_ran_not_as_their_times_sum() {
         .collect();
     let shard = Accounted::new((&entries, &Default::default()), 2600, &summed);
     assert_eq!(shard.unaccounted(), Some(0));
-    assert_eq!(shard.entry_times(0, &[]), [2000, 2000]);
+    assert_eq!(shard.entry_times(0, &[], None), [2000, 2000]);
     // One case without a start: not told, the sums again.
     let mut some = cases.to_vec();
     some[2].started_ms = None;
@@ -404,13 +404,25 @@ fn tests_run_on_two_threads_count_as_they_ran_not_as_their_times_sum() {
     skipped.push(passed("", "skip", "tests/b.rs", 0));
     let shard = Accounted::new((&entries, &Default::default()), 2600, &skipped);
     assert_eq!(shard.unaccounted(), Some(600));
+    // Beside the task's other shards, whose tests shared their threads
+    // worse (two 2 s tests one after another, on two threads: 4 s of 4 s
+    // summed), the entries' time is scaled by all of them together (6 s
+    // ran of 8 s summed): how well a shard's threads were shared is the
+    // grouping's, not its entries'. What this shard's own span leaves is
+    // still its own.
+    let shard = Accounted::new((&entries, &Default::default()), 2600, &cases);
+    let (a, b) = (shard.ratio().unwrap(), (4000, 4000));
+    assert_eq!(a, (2000, 4000));
+    let scale = (a.0 + b.0, a.1 + b.1);
+    assert_eq!(shard.entry_times(600, &[], Some(scale)), [1500, 1500]);
+    assert_eq!(shard.entry_times(0, &[], Some(scale)), [1800, 1800]);
     // A report whose clock says its tests ran longer than the shard did
     // is taken as the shard's time, no more.
     let mut far = cases.to_vec();
     far[4].started_ms = Some(1_764_000_000_000 + 86_400_000);
     let shard = Accounted::new((&entries, &Default::default()), 2600, &far);
     assert_eq!(shard.unaccounted(), Some(0));
-    assert_eq!(shard.entry_times(0, &[]), [1300, 1300]);
+    assert_eq!(shard.entry_times(0, &[], None), [1300, 1300]);
 }
 
 #[test]

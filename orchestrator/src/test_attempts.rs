@@ -710,7 +710,7 @@ mod tests {
         // with half of what the tests do not account for (300 - 261 ms).
         let times =
             crate::durations::Accounted::new((&entries, &Default::default()), 300, &parsed.cases)
-                .entry_times(0, &[]);
+                .entry_times(0, &[], None);
         assert_eq!(times, [19 + 19, 242 + 19]);
     }
 }

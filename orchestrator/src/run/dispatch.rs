@@ -1009,6 +1009,15 @@ fn entry_times(
             .filter_map(|(_, _, accounted)| accounted.unaccounted())
             .min()
     };
+    // How long each task's shards' tests ran together over their summed
+    // times (`Accounted::entry_times`), of the shards whose reports say.
+    let mut scales: std::collections::HashMap<&str, (u64, u64)> = Default::default();
+    for (of, _, accounted) in &shards {
+        if let Some((ran, summed)) = accounted.ratio() {
+            let scale = scales.entry(of.as_str()).or_default();
+            *scale = (scale.0.saturating_add(ran), scale.1.saturating_add(summed));
+        }
+    }
     let mut startups: Vec<(String, u64)> = Vec::new();
     for (of, _, _) in &shards {
         if !startups.iter().any(|(o, _)| o == *of)
@@ -1035,7 +1044,7 @@ fn entry_times(
             .iter()
             .map(|e| size_of.get(crate::plan::selection::entry_file(e)).copied())
             .collect();
-        let times = accounted.entry_times(startup, &sizes);
+        let times = accounted.entry_times(startup, &sizes, scales.get(of.as_str()).copied());
         // A part's share of its entry's time: its own tests' times only
         // (a shard's start-up and listing are no test's), from a report.
         let own = accounted.own();
