@@ -347,7 +347,10 @@ fn an_entrys_time_comes_from_its_tests_with_a_share_of_the_rest_else_an_even_spl
         [960, 140]
     );
     // Not when a size is unknown (a node id the commit holds no file of).
-    assert_eq!(shard.entry_times(0, &[Some(7 << 10), None], None), [900, 200]);
+    assert_eq!(
+        shard.entry_times(0, &[Some(7 << 10), None], None),
+        [900, 200]
+    );
     // A report that names files.
     let cases = [case("x", "tests/sub/test_b.py", 300)];
     assert_eq!(

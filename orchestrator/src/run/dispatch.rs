@@ -933,6 +933,22 @@ struct Learned {
     profiles: Vec<crate::durations::EntryProfile>,
 }
 
+/// How long each task's shards' tests ran together over their summed
+/// times (`Accounted::entry_times`), of the shards (task, entries, their
+/// report) whose reports say.
+fn scales<'a>(
+    shards: &[(&'a String, &[String], crate::durations::Accounted)],
+) -> std::collections::HashMap<&'a str, (u64, u64)> {
+    let mut scales: std::collections::HashMap<&str, (u64, u64)> = Default::default();
+    for (of, _, accounted) in shards {
+        if let Some((ran, summed)) = accounted.ratio() {
+            let scale = scales.entry(of.as_str()).or_default();
+            *scale = (scale.0.saturating_add(ran), scale.1.saturating_add(summed));
+        }
+    }
+    scales
+}
+
 /// What the shards that succeeded (`took`) tell of their entries, whose
 /// files' sizes (at the run's base) `sizes` reads.
 fn entry_times(
@@ -1009,15 +1025,7 @@ fn entry_times(
             .filter_map(|(_, _, accounted)| accounted.unaccounted())
             .min()
     };
-    // How long each task's shards' tests ran together over their summed
-    // times (`Accounted::entry_times`), of the shards whose reports say.
-    let mut scales: std::collections::HashMap<&str, (u64, u64)> = Default::default();
-    for (of, _, accounted) in &shards {
-        if let Some((ran, summed)) = accounted.ratio() {
-            let scale = scales.entry(of.as_str()).or_default();
-            *scale = (scale.0.saturating_add(ran), scale.1.saturating_add(summed));
-        }
-    }
+    let scales = scales(&shards);
     let mut startups: Vec<(String, u64)> = Vec::new();
     for (of, _, _) in &shards {
         if !startups.iter().any(|(o, _)| o == *of)
