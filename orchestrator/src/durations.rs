@@ -847,12 +847,12 @@ impl Accounted {
     /// summed times, when the report says when each began.
     fn ran(&self) -> Option<u64> {
         let matched = self.matched()?;
+        // No more than the span, itself no longer than the shard: the
+        // entries' cases are among those summed.
         Some(match self.ratio {
-            // Never more than the shard took: the report's clock is the
-            // runner's, and what it says is a hint.
-            Some((ran, summed)) => ((u128::from(matched) * u128::from(ran)
-                / u128::from(summed.max(1))) as u64)
-                .min(self.ms),
+            Some((ran, summed)) => {
+                (u128::from(matched) * u128::from(ran) / u128::from(summed)) as u64
+            }
             None => matched,
         })
     }
@@ -892,9 +892,7 @@ impl Accounted {
         scale: Option<(u64, u64)>,
     ) -> Vec<u64> {
         let n = self.entries.max(1) as u64;
-        let (Some(own), Some(matched), Some(ran)) =
-            (self.own.as_deref(), self.matched(), self.ran())
-        else {
+        let (Some(own), Some(ran)) = (self.own.as_deref(), self.ran()) else {
             return vec![self.ms / n; self.entries];
         };
         let rest = self.ms.saturating_sub(ran).saturating_sub(startup);
@@ -904,10 +902,11 @@ impl Accounted {
         };
         let weights = weights.unwrap_or_else(|| vec![1; own.len()]);
         let total: u64 = weights.iter().sum::<u64>().max(1);
-        let (by, of) = match (self.ratio, scale) {
-            (Some(_), Some((by, of))) if of > 0 => (by, of),
-            (Some(_), _) => (ran, matched),
-            (None, _) => (1, 1),
+        // The task's scale, else this shard's own; none for a report that
+        // does not say when its cases began.
+        let (by, of) = match self.ratio {
+            Some(own) => scale.filter(|&(_, of)| of > 0).unwrap_or(own),
+            None => (1, 1),
         };
         let as_ran = |t: u64| (u128::from(t) * u128::from(by) / u128::from(of)) as u64;
         own.iter()

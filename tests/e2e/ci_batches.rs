@@ -476,6 +476,28 @@ fn a_file_longer_than_a_mean_shard_is_split_by_the_tests_its_shards_list_and_eac
     }
 }
 
+/// The times the repository's duration history learned for `entry` of
+/// sharded task `task`, oldest first (a panic with the history if none).
+fn learned_ms(repo: &TestRepo, task: &str, entry: &str) -> Vec<u64> {
+    let history: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo.path().join(".swarm/durations.json")).unwrap(),
+    )
+    .unwrap();
+    let id = format!("{task}\u{1f}{entry}");
+    let found = history["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["task"] == id.as_str())
+        .unwrap_or_else(|| panic!("no {id} in {history:#}"));
+    found["ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ms| ms.as_u64().unwrap())
+        .collect()
+}
+
 /// The words a nextest command of a shard turns `{entries}` into: a whole
 /// file (`tests/big.rs`) its test binary, a test a part lists
 /// (`tests/big.rs::slow_1`) that test of it (as the book's recipe).
@@ -544,22 +566,7 @@ fn a_long_rust_test_file_is_split_by_the_tests_cargo_nextest_lists_and_each_runs
     // threads (it says when each began): about 8 s, where their times
     // sum to 16 s. Taken as their sum, a part (which pays nextest's start and
     // its listing) looked free beside it.
-    let history: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo.path().join(".swarm/durations.json")).unwrap(),
-    )
-    .unwrap();
-    let big = history["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["task"] == "nextest\u{1f}tests/big.rs")
-        .unwrap_or_else(|| panic!("{history:#}"));
-    let learned: Vec<u64> = big["ms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|ms| ms.as_u64().unwrap())
-        .collect();
+    let learned = learned_ms(&repo, "nextest", "tests/big.rs");
     // The second run's (the first one's shards built their target
     // directories too).
     assert!(learned.last().is_some_and(|&ms| ms < 12_000), "{learned:?}");
@@ -808,26 +815,13 @@ fn a_shards_collection_is_learned_as_its_files_by_their_sizes() {
         ),
     );
     repo.run_plan(&plan, &["--name", "learn"]).assert_code(0);
-    let history: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo.path().join(".swarm/durations.json")).unwrap(),
-    )
-    .unwrap();
-    let learned = |file: &str| -> u64 {
-        let id = format!("pytest\u{1f}tests/{file}");
-        let entry = history["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["task"] == id.as_str())
-            .unwrap_or_else(|| panic!("no {id} in {history:#}"));
-        entry["ms"][0].as_u64().unwrap()
-    };
+    let learned = |file: &str| learned_ms(&repo, "pytest", &format!("tests/{file}"))[0];
     let (large, small) = (learned("test_0.py"), learned("test_2.py"));
     // The first shard's collection went almost all (240 of its 244 KiB
     // with the floor) to the large file; the same 50 ms test in each.
     assert!(
         large > small + 40,
-        "test_0.py learned {large} ms, test_2.py {small} ms: {history:#}"
+        "test_0.py learned {large} ms, test_2.py {small} ms"
     );
 }
 
