@@ -610,8 +610,8 @@ impl History {
         })
     }
 
-    /// How split entry `entry` of task `of`'s time lay over its tests,
-    /// if it was split before.
+    /// How entry `entry` of task `of`'s time lay over its tests, if it was
+    /// split before or ran whole when long enough to be split later.
     pub fn profile(&self, of: &str, entry: &str) -> Option<Profile> {
         self.profiles
             .get(&entry_id(of, entry))

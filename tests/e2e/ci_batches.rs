@@ -544,20 +544,24 @@ fn a_long_rust_test_file_is_split_by_the_tests_cargo_nextest_lists_and_each_runs
     repo.commit_all("a crate with one long test file");
     let cargo = crate::toolchains::cargo_home(&repo);
     let nextest = nextest.display();
-    let plan = repo.plan(
+    let plan_of = |shards: usize| {
+        repo.plan(
         "n.toml",
         &format!(
             "[swarm]\non_failure = \"continue\"\n\n\
-             [[task]]\nid = \"nextest\"\nallow_overlap = true\nshards = 2\n\
+             [[task]]\nid = \"nextest\"\nallow_overlap = true\nshards = {shards}\n\
              matrix = {{ file = {{ glob = \"tests/*.rs\" }} }}\n\
              run = '{nextest} nextest run --offline --no-fail-fast --test-threads 2 {NEXTEST_FILTERS}'\n\
              list_tests = '{nextest} nextest list --offline --message-format oneline $(for f in {{entries}}; do b=${{f##*/}}; printf -- \"--test %s \" \"${{b%.rs}}\"; done)'\n\
              junit = \"target/nextest/default/junit.xml\"\n"
         ),
-    );
+    )
+    };
     let swarm = |args: &[&str]| crate::toolchains::swarm_with_cargo(&repo, &cargo, args);
-    // The first run builds each shard's (warm) target directory, so its
-    // start-up says little of what a listing costs; the second learns it.
+    // One shard first, which runs the long file whole. The first run
+    // builds the shard's (warm) target directory, so its start-up says
+    // little of what a listing costs; the second learns it.
+    let plan = plan_of(1);
     for name in ["first", "second"] {
         let run = swarm(&["run", plan.to_str().unwrap(), "--name", name]);
         assert_eq!(run.code, 0, "{}", run.stderr);
@@ -570,6 +574,28 @@ fn a_long_rust_test_file_is_split_by_the_tests_cargo_nextest_lists_and_each_runs
     // The second run's (the first one's shards built their target
     // directories too).
     assert!(learned.last().is_some_and(|&ms| ms < 12_000), "{learned:?}");
+    // It ran whole, and long enough to be split later: each of its tests'
+    // times is kept, in its list's order, for its first split to deal
+    // them (without, its first parts were cut as if its tests took alike).
+    let history: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo.path().join(".swarm/durations.json")).unwrap(),
+    )
+    .unwrap();
+    let profile = history["profiles"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["task"] == "nextest\u{1f}tests/big.rs"))
+        .unwrap_or_else(|| panic!("no profile of tests/big.rs in {history:#}"));
+    assert_eq!(profile["tests"], 8, "{profile:#}");
+    assert_eq!(profile["by_test"], true, "{profile:#}");
+    let segments = profile["segments"].as_array().unwrap();
+    assert_eq!(segments.len(), 8, "{profile:#}");
+    // Each a test of 2 s (on a loaded machine more, never less).
+    assert!(
+        segments.iter().all(|s| s[2].as_u64().unwrap() >= 1_900),
+        "{profile:#}"
+    );
+    // Two shards from here: the long file's first split deals those tests.
+    let plan = plan_of(2);
     // A test added since: no run has seen it, and it must still run.
     repo.write(
         "tests/big.rs",
@@ -594,7 +620,12 @@ fn a_long_rust_test_file_is_split_by_the_tests_cargo_nextest_lists_and_each_runs
         junit.to_str().unwrap(),
     ]);
     assert_eq!(third.code, 0, "{}", third.stderr);
-    snapshot_settings().bind(|| insta::assert_snapshot!(redact(summary_of(&third.stderr), &repo), @r#"
+    // Of the two short files, one now runs in the second shard: which one
+    // turns on their times as learned here, a few milliseconds apart.
+    let summary = redact(summary_of(&third.stderr), &repo)
+        .replace("(tests/a.rs)", "(tests/[a or b].rs)")
+        .replace("(tests/b.rs)", "(tests/[a or b].rs)");
+    snapshot_settings().bind(|| insta::assert_snapshot!(summary, @r#"
     run third: succeeded
       task       status          time  try  changed  result
       nextest-1  merged         [T]s    1        0  refs/swarm/third/nextest-1
@@ -604,6 +635,7 @@ fn a_long_rust_test_file_is_split_by_the_tests_cargo_nextest_lists_and_each_runs
       tests: 11 passed in 2 tasks
       branch swarm/third at [HASH], [T]s
       warning: `nextest-1` changed nothing: it succeeded without changing a file (if it only checks, `isolation = "readonly"` says so)
+      warning: `nextest-2` regrouped: 1 of its entries ran in another shard last run (tests/[a or b].rs); a test that fails only now may depend on what ran before it (`shard_grouping = "pinned"` keeps a grouping)
       warning: `nextest-2` changed nothing: it succeeded without changing a file (if it only checks, `isolation = "readonly"` says so)
     "#));
     // Each of the eleven tests ran once: none twice, none left out.

@@ -929,7 +929,9 @@ struct Learned {
     startups: Vec<(String, u64)>,
     /// How each entry run in parts took its time over its tests (task,
     /// entry, profile): each part's own tests' times, when every part ran
-    /// as one range in a shard that succeeded with a test report.
+    /// as one range in a shard that succeeded with a test report; and of
+    /// an entry that ran whole and may be split later ([`whole_profile`]),
+    /// its tests' own times.
     profiles: Vec<crate::durations::EntryProfile>,
 }
 
@@ -949,17 +951,61 @@ fn scales<'a>(
     scales
 }
 
-/// What the shards that succeeded (`took`) tell of their entries, whose
-/// files' sizes (at the run's base) `sizes` reads.
-fn entry_times(
-    fold: &RunFold,
-    took: &[(Arc<crate::plan::Task>, u64)],
-    sizes: impl FnOnce(&[&str]) -> Result<Vec<Option<u64>>, crate::git::GitError>,
-) -> Learned {
+/// For each sharded task that lists its entries' tests (`list_tests`),
+/// how long one of its entries that ran whole must have taken for its
+/// profile to be learned ([`whole_profile`]): half its shards' mean time.
+/// Such an entry is one a later grouping may split (one longer than a mean
+/// shard, at this count or a higher one, or once its times move), and at
+/// most twice as many as the task's shards are that long.
+fn whole_profiled(took: &[(Arc<crate::plan::Task>, u64)]) -> impl Fn(&str) -> Option<u64> + use<> {
     use crate::plan::shards::Sharding;
-    // Each shard with its entries and what its own test report tells.
-    let shards: Vec<(&String, &[String], crate::durations::Accounted)> = took
-        .iter()
+    let mut of_task: std::collections::HashMap<String, (u64, u64)> = Default::default();
+    for (task, ms) in took {
+        if let Some(Sharding::Shard {
+            of, list: Some(_), ..
+        }) = task.sharding.as_deref()
+        {
+            let (sum, n) = of_task.entry(of.clone()).or_default();
+            *sum = sum.saturating_add(*ms);
+            *n += 1;
+        }
+    }
+    move |of: &str| of_task.get(of).map(|&(sum, n)| sum / n.max(1) / 2)
+}
+
+/// The profile of the `k`th entry of a shard (`name`, which took `ms` of
+/// it) that ran whole, when it took at least `least` (`None`: its task
+/// does not list its tests) and its report told each of its tests' times
+/// in its runner's list order: what its first split deals test by test
+/// (`shard_parts::fill`). Without it, an entry split for the first time
+/// was cut by its tests' places as if each took as long: on itertools'
+/// suite at N = 8 (BENCHMARKS 30), the first run after two learning runs
+/// ended 2.03 apart, its two long files cut into eight even stretches.
+fn whole_profile(
+    accounted: &crate::durations::Accounted,
+    k: usize,
+    name: &str,
+    ms: u64,
+    least: Option<u64>,
+) -> Option<crate::plan::shard_parts::Profile> {
+    use crate::plan::shard_parts::{Profile, WHOLE, parse};
+    let least = least?;
+    let own = accounted.own()?.get(k).copied()?;
+    let (each, tests) = (accounted.each(k), accounted.count(k));
+    if parse(name).is_some() || ms < least || tests == 0 || each.len() != tests as usize {
+        return None;
+    }
+    Profile::of_held(&[(vec![(0, WHOLE)], own, each)], tests)
+}
+
+/// Each shard that succeeded (`took`) with its task's id, its entries and
+/// what its own test report tells of them.
+fn reported<'t>(
+    fold: &RunFold,
+    took: &'t [(Arc<crate::plan::Task>, u64)],
+) -> Vec<(&'t String, &'t [String], crate::durations::Accounted)> {
+    use crate::plan::shards::Sharding;
+    took.iter()
         .filter_map(|(task, ms)| {
             let Some(Sharding::Shard {
                 of,
@@ -980,7 +1026,17 @@ fn entry_times(
             let accounted = crate::durations::Accounted::new((entries, packages), *ms, &cases);
             Some((of, entries.as_slice(), accounted))
         })
-        .collect();
+        .collect()
+}
+
+/// What the shards that succeeded (`took`) tell of their entries, whose
+/// files' sizes (at the run's base) `sizes` reads.
+fn entry_times(
+    fold: &RunFold,
+    took: &[(Arc<crate::plan::Task>, u64)],
+    sizes: impl FnOnce(&[&str]) -> Result<Vec<Option<u64>>, crate::git::GitError>,
+) -> Learned {
+    let shards = reported(fold, took);
     // The size of each entry's file (a part's or a test's is its file's):
     // what its collection's share of its shard's time goes by.
     let files: Vec<&str> = {
@@ -1026,6 +1082,7 @@ fn entry_times(
             .min()
     };
     let scales = scales(&shards);
+    let long_enough = whole_profiled(took);
     let mut startups: Vec<(String, u64)> = Vec::new();
     for (of, _, _) in &shards {
         if !startups.iter().any(|(o, _)| o == *of)
@@ -1045,6 +1102,7 @@ fn entry_times(
     // their reports held (the parts' summed).
     type Segments<'a> = Option<Vec<crate::plan::shard_parts::Held<'a>>>;
     let mut segments: Vec<((&str, &str), Segments, u32)> = Vec::new();
+    let mut whole: Vec<crate::durations::EntryProfile> = Vec::new();
     for (of, entries, accounted) in &shards {
         let learned = startups.iter().find(|(o, _)| o == *of).map(|s| s.1);
         let startup = learned.or_else(|| least(of, false)).unwrap_or(0);
@@ -1077,6 +1135,9 @@ fn entry_times(
                     _ => *seen = None,
                 }
             }
+            if let Some(profile) = whole_profile(accounted, k, name, t, long_enough(of)) {
+                whole.push(((*of).clone(), entry.to_string(), profile));
+            }
             match at.get(&(of.as_str(), entry)) {
                 Some(&i) => out[i].2 += t,
                 None => {
@@ -1094,6 +1155,7 @@ fn entry_times(
             let profile = crate::plan::shard_parts::Profile::of_held(&seen?, tests)?;
             Some((of.to_string(), entry.to_string(), profile))
         })
+        .chain(whole)
         .collect();
     Learned {
         entries: out,
