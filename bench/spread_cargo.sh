@@ -25,7 +25,10 @@
 # BOUND_ROUNDS runs of the whole suite one test at a
 # time (each test's time its own in nextest's JUnit) and
 # bench/spread_bound.py's grouping of them: how evenly any grouping made
-# before a run could end, given the tests' own run-to-run noise.
+# before a run could end, given the tests' own run-to-run noise. And for
+# each N, bench/spread_schedule.py: how far from what swarm's shards' tests
+# took as they ran two models of a shard's time are (the scaled sum swarm
+# groups by, and a list schedule over the run's test threads).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/bench/common.sh"
@@ -119,6 +122,7 @@ done
 bound=$(python3 "$ROOT/bench/spread_bound.py" "$COUNTS" "$WORK"/one-*.xml)
 
 rows=""
+models=""
 for n in $COUNTS; do
   sharded_plan "$WORK/shards-$n.toml" "$n"
   by_hand_plan "$WORK/hand-$n.toml" "$n"
@@ -147,6 +151,8 @@ for n in $COUNTS; do
   sm="$(shard_median_spread nextest $kept) ($k)"
   hm=$(shard_median_spread hand $hands)
   rows="$rows| $n | $split | **$(med "$s")** | $(med "$h") | $sm | $hm | $(med "$w") s | $(med "$hw") s |
+"
+  models="$models- N = $n: $(python3 "$ROOT/bench/spread_schedule.py" "$REPO" nextest $runs)
 "
   echo "N=$n: spread of shard medians: swarm $sm ($split split), by hand $hm; per run: swarm $(med "$s"), by hand $(med "$h"); swarm wall $(med "$w") s, by hand $(med "$hw") s"
 done
@@ -182,6 +188,13 @@ $rows
 One \`cargo nextest run\` of the whole suite in one checkout (its own parallelism, after a build):
 $whole s.
 
+What a shard's tests took as they ran (their span, by nextest's timestamps) beside two models
+of it made from the same run's JUnit times (\`bench/spread_schedule.py\`, swarm's runs above): the
+scaled sum swarm weighs a shard by (its tests' summed times times the task's span over summed
+time), and a list schedule (its tests in nextest's order, each started on the first of the
+run's test threads to come free):
+
+$models
 ### What any grouping made before a run can do
 
 $BOUND_ROUNDS runs of the whole suite with \`--test-threads 1\` (each test's JUnit time its own), and

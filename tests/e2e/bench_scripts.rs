@@ -491,11 +491,14 @@ fn bench_spread_cargo_sh_runs_in_smoke_mode() {
     // its row.
     let said: String = out
         .lines()
-        .filter(|l| l.starts_with("| 2 |") || l.contains("passed the"))
+        .filter(|l| l.starts_with("| 2 |") || l.contains("passed the") || l.starts_with("- N ="))
         .map(|l| format!("{l}\n"))
         .collect();
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(r"\d+\.\d\d", "[X]");
+    // The models' errors (bench/spread_schedule.py).
+    settings.add_filter(r"\d+ (shards|ms)", "[N] $1");
+    settings.add_filter(r"\(\d+%\)", "([P]%)");
     // How many of the rounds ran the last one's grouping: a made-up
     // crate's profile may cut its parts again in the second round.
     settings.add_filter(r"\[X\] \(\d\)", "[X] ([ROUNDS])");
@@ -503,6 +506,7 @@ fn bench_spread_cargo_sh_runs_in_smoke_mode() {
         insta::assert_snapshot!(said, @"
         passed the 10 tests one `cargo nextest run` passes. 2 measured rounds, each with the
         | 2 | 1 | **[X]** | [X] | [X] ([ROUNDS]) | [X] | [X] s | [X] s |
+        - N = 2: [N] shards, mean span [N] ms: scaled sum off by [N] ms on average ([P]%), [N] ms at most; list schedule off by [N] ms on average ([P]%), [N] ms at most
         | 2 | [X] s | [X] / [X] | **[X]** | [X] |
         ")
     });
