@@ -1163,3 +1163,51 @@ fn entry_times(
         profiles,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::whole_profile;
+    use crate::durations::Accounted;
+
+    fn case(file: &str, name: &str, ms: u64) -> swarm_protocol::TestCase {
+        swarm_protocol::TestCase {
+            name: name.into(),
+            classname: String::new(),
+            file: file.into(),
+            time_ms: ms,
+            started_ms: None,
+            outcome: swarm_protocol::TestOutcome::Passed,
+            message: String::new(),
+            text: String::new(),
+            reruns: Vec::new(),
+            quarantined: None,
+        }
+    }
+
+    #[test]
+    fn a_long_entry_that_ran_whole_keeps_each_tests_time_in_its_lists_order() {
+        let entries = vec!["tests/a.rs".to_string(), "tests/b.rs\u{1f}0-500".into()];
+        // As a report gives them: in the order they ended.
+        let cases = [
+            case("tests/a.rs", "z", 30),
+            case("tests/a.rs", "x", 10),
+            case("tests/a.rs", "y", 20),
+            case("tests/b.rs", "w", 40),
+        ];
+        let shard = Accounted::new((&entries, &Default::default()), 200, &cases);
+        let profile = whole_profile(&shard, 0, &entries[0], 60, Some(50)).unwrap();
+        // By name, which is a Rust file's list: x, y, z.
+        assert_eq!(
+            profile.segments(),
+            [(0, 333, 10), (333, 666, 20), (666, 1000, 30)]
+        );
+        assert_eq!(profile.tests(), 3);
+        assert!(profile.by_test());
+        // Shorter than half a mean shard, or of a task that does not list
+        // its tests: none kept.
+        assert_eq!(whole_profile(&shard, 0, &entries[0], 60, Some(61)), None);
+        assert_eq!(whole_profile(&shard, 0, &entries[0], 60, None), None);
+        // A part is learned with its entry's other parts.
+        assert_eq!(whole_profile(&shard, 1, &entries[1], 60, Some(0)), None);
+    }
+}
