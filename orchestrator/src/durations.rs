@@ -947,4 +947,4 @@ fn median(values: &[u64]) -> Option<u64> {
 
 #[cfg(test)]
 #[path = "durations_tests.rs"]
-mod tests;
+pub(crate) mod tests;

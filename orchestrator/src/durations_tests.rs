@@ -307,7 +307,7 @@ fn changed_files_are_kept_and_bounded() {
 }
 
 /// A passed test case of a report: `classname`, `name`, `file`, `ms`.
-fn passed(classname: &str, name: &str, file: &str, ms: u64) -> swarm_protocol::TestCase {
+pub(crate) fn passed(classname: &str, name: &str, file: &str, ms: u64) -> swarm_protocol::TestCase {
     swarm_protocol::TestCase {
         name: name.into(),
         classname: classname.into(),

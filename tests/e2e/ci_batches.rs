@@ -479,10 +479,7 @@ fn a_file_longer_than_a_mean_shard_is_split_by_the_tests_its_shards_list_and_eac
 /// The times the repository's duration history learned for `entry` of
 /// sharded task `task`, oldest first (a panic with the history if none).
 fn learned_ms(repo: &TestRepo, task: &str, entry: &str) -> Vec<u64> {
-    let history: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo.path().join(".swarm/durations.json")).unwrap(),
-    )
-    .unwrap();
+    let history = durations(repo);
     let id = format!("{task}\u{1f}{entry}");
     let found = history["entries"]
         .as_array()
@@ -496,6 +493,14 @@ fn learned_ms(repo: &TestRepo, task: &str, entry: &str) -> Vec<u64> {
         .iter()
         .map(|ms| ms.as_u64().unwrap())
         .collect()
+}
+
+/// The repository's duration history (`.swarm/durations.json`) as JSON.
+fn durations(repo: &TestRepo) -> serde_json::Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(repo.path().join(".swarm/durations.json")).unwrap(),
+    )
+    .unwrap()
 }
 
 /// The words a nextest command of a shard turns `{entries}` into: a whole
@@ -577,10 +582,7 @@ fn a_long_rust_test_file_is_split_by_the_tests_cargo_nextest_lists_and_each_runs
     // It ran whole, and long enough to be split later: each of its tests'
     // times is kept, in its list's order, for its first split to deal
     // them (without, its first parts were cut as if its tests took alike).
-    let history: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo.path().join(".swarm/durations.json")).unwrap(),
-    )
-    .unwrap();
+    let history = durations(&repo);
     let profile = history["profiles"]
         .as_array()
         .and_then(|p| p.iter().find(|p| p["task"] == "nextest\u{1f}tests/big.rs"))

@@ -1168,31 +1168,17 @@ fn entry_times(
 mod tests {
     use super::whole_profile;
     use crate::durations::Accounted;
-
-    fn case(file: &str, name: &str, ms: u64) -> swarm_protocol::TestCase {
-        swarm_protocol::TestCase {
-            name: name.into(),
-            classname: String::new(),
-            file: file.into(),
-            time_ms: ms,
-            started_ms: None,
-            outcome: swarm_protocol::TestOutcome::Passed,
-            message: String::new(),
-            text: String::new(),
-            reruns: Vec::new(),
-            quarantined: None,
-        }
-    }
+    use crate::durations::tests::passed;
 
     #[test]
     fn a_long_entry_that_ran_whole_keeps_each_tests_time_in_its_lists_order() {
         let entries = vec!["tests/a.rs".to_string(), "tests/b.rs\u{1f}0-500".into()];
         // As a report gives them: in the order they ended.
         let cases = [
-            case("tests/a.rs", "z", 30),
-            case("tests/a.rs", "x", 10),
-            case("tests/a.rs", "y", 20),
-            case("tests/b.rs", "w", 40),
+            passed("", "z", "tests/a.rs", 30),
+            passed("", "x", "tests/a.rs", 10),
+            passed("", "y", "tests/a.rs", 20),
+            passed("", "w", "tests/b.rs", 40),
         ];
         let shard = Accounted::new((&entries, &Default::default()), 200, &cases);
         let profile = whole_profile(&shard, 0, &entries[0], 60, Some(50)).unwrap();
