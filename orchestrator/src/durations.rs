@@ -584,6 +584,10 @@ const ENTRY_HASH: &str = "entry";
 /// one, which [`ENTRY_HASH`] keeps apart from an entry named so).
 const STARTUP_HASH: &str = "startup";
 
+/// The hash kept beside it: on how many threads the task's runner ran a
+/// shard's tests ([`Accounted::threads`]), one sample a run.
+const THREADS_HASH: &str = "threads";
+
 fn entry_id(of: &str, entry: &str) -> String {
     format!("{of}\u{1f}{entry}")
 }
@@ -610,6 +614,39 @@ impl History {
         })
     }
 
+    /// What a shard of sharded task `of` holding `group` (in its list's
+    /// order) is expected to take beside its start-up and listing, if each
+    /// of its entries' time is known: their sum, or on the threads its
+    /// runner runs them on ([`Self::threads`]) their
+    /// [`crate::plan::shard_parts::Schedule`].
+    pub fn group_estimate(&self, of: &str, group: &[String]) -> Option<u64> {
+        use crate::plan::shard_parts::{Schedule, parse, whole};
+        let threads = self.threads(of).unwrap_or(1);
+        if threads <= 1 {
+            return group.iter().map(|e| self.part_estimate(of, e)).sum();
+        }
+        let mut entries: Vec<&str> = Vec::new();
+        for name in group {
+            if !entries.contains(&whole(name)) {
+                entries.push(whole(name));
+            }
+        }
+        let weights: Vec<u64> = entries
+            .iter()
+            .map(|e| self.entry_estimate(of, e))
+            .collect::<Option<_>>()?;
+        let profiles: Vec<Option<Profile>> = entries.iter().map(|e| self.profile(of, e)).collect();
+        let schedule = Schedule::new(&weights, &profiles, threads);
+        let items: Vec<(usize, Option<Vec<(u32, u32)>>)> = group
+            .iter()
+            .filter_map(|name| {
+                let i = entries.iter().position(|e| *e == whole(name))?;
+                Some((i, parse(name).map(|p| p.ranges)))
+            })
+            .collect();
+        Some(schedule.span(items.iter().map(|(i, r)| (*i, r.as_deref()))))
+    }
+
     /// How entry `entry` of task `of`'s time lay over its tests, if it was
     /// split before or ran whole when long enough to be split later.
     pub fn profile(&self, of: &str, entry: &str) -> Option<Profile> {
@@ -628,12 +665,13 @@ impl History {
                 let n = shards::tasks_for(count, entries.len(), slots);
                 let last = self.groupings.get(of).map(|(g, _)| g.as_slice());
                 let startup = self.startup(of).unwrap_or(0);
+                let threads = self.threads(of).unwrap_or(1);
                 let expected = |e: &str| self.entry_estimate(of, e);
                 let profile = |e: &str| self.profile(of, e);
                 shards::regroup(
                     of,
                     entries,
-                    n,
+                    (n, threads),
                     (keep, startup, by_tests),
                     last,
                     (expected, profile),
@@ -646,6 +684,17 @@ impl History {
     /// (start-up), if known.
     pub fn startup(&self, of: &str) -> Option<u64> {
         self.estimate_by(&entry_id(of, ""), STARTUP_HASH)
+    }
+
+    /// On how many threads sharded task `of`'s runner runs a shard's
+    /// tests, if its reports said (at least 1, at most
+    /// [`shard_schedule::MAX_THREADS`]).
+    ///
+    /// [`shard_schedule::MAX_THREADS`]: crate::plan::shard_schedule::MAX_THREADS
+    pub fn threads(&self, of: &str) -> Option<u32> {
+        let most = u64::from(crate::plan::shard_schedule::MAX_THREADS);
+        let n = self.estimate_by(&entry_id(of, ""), THREADS_HASH)?;
+        u32::try_from(n.clamp(1, most)).ok()
     }
 
     /// The entries of sharded task `of` that `groups` puts in another
@@ -685,9 +734,10 @@ impl History {
         workdir: &Path,
         samples: &[(String, String, u64)],
         groupings: &[(String, Vec<Vec<String>>)],
-        (startups, profiles): (&[(String, u64)], &[EntryProfile]),
+        (startups, threads, profiles): (&[(String, u64)], &[(String, u32)], &[EntryProfile]),
     ) -> Result<(), DurationsError> {
-        if samples.is_empty() && groupings.is_empty() {
+        let told = !(startups.is_empty() && threads.is_empty() && profiles.is_empty());
+        if samples.is_empty() && groupings.is_empty() && !told {
             return Ok(());
         }
         let mut history = Self::load(workdir);
@@ -707,6 +757,9 @@ impl History {
         }
         for (of, ms) in startups {
             history.record_by(&entry_id(of, ""), STARTUP_HASH, *ms, None);
+        }
+        for (of, n) in threads {
+            history.record_by(&entry_id(of, ""), THREADS_HASH, u64::from(*n), None);
         }
         for (of, groups) in groupings.iter().filter(|(of, _)| of.len() <= MAX_ID) {
             let seen = history.generation + 1;
@@ -746,6 +799,8 @@ pub struct Accounted {
     /// a CPU) takes less time than its tests' summed times, one that
     /// spaces them out more.
     ratio: Option<(u64, u64)>,
+    /// The most of its cases that ran at once ([`at_once`]).
+    threads: Option<u32>,
 }
 
 impl Accounted {
@@ -804,7 +859,14 @@ impl Accounted {
             counts,
             each,
             ratio,
+            threads: at_once(cases),
         }
+    }
+
+    /// On how many threads the shard's runner ran its tests, when its
+    /// report says when each began: the most that ran at once.
+    pub fn threads(&self) -> Option<u32> {
+        self.threads
     }
 
     /// The `k`th entry's cases' times in the order its runner lists its
@@ -935,6 +997,40 @@ fn ran_together(cases: &[swarm_protocol::TestCase]) -> Option<(u64, u64)> {
         summed = summed.saturating_add(case.time_ms);
     }
     (summed > 0 && last > first).then(|| (last - first, summed))
+}
+
+/// The most of `cases` that ran at once, counted at each one's middle,
+/// when they say when they began (and one took some time): a report's
+/// times are rounded, so that a test seems to begin a little before the
+/// last one on its thread ended, and counted at their starts or ends two
+/// tests one after another would seem to run together. At most
+/// [`crate::plan::shard_schedule::MAX_THREADS`].
+fn at_once(cases: &[swarm_protocol::TestCase]) -> Option<u32> {
+    // Doubled, so that a middle is a whole number.
+    let spans: Vec<(u64, u64)> = cases
+        .iter()
+        .filter(|c| c.time_ms > 0)
+        .filter_map(|c| {
+            let start = c.started_ms?.saturating_mul(2);
+            Some((start, start.saturating_add(c.time_ms.saturating_mul(2))))
+        })
+        .collect();
+    let mut starts: Vec<u64> = spans.iter().map(|s| s.0).collect();
+    let mut ends: Vec<u64> = spans.iter().map(|s| s.1).collect();
+    starts.sort_unstable();
+    ends.sort_unstable();
+    // Running at `at`: begun at or before it, not ended at or before it.
+    let running = |at: u64| {
+        let begun = starts.partition_point(|&s| s <= at);
+        let ended = ends.partition_point(|&e| e <= at);
+        begun.saturating_sub(ended)
+    };
+    let most = spans
+        .iter()
+        .map(|&(start, end)| running(start + (end - start) / 2))
+        .max()?;
+    let cap = crate::plan::shard_schedule::MAX_THREADS;
+    Some(u32::try_from(most).unwrap_or(cap).clamp(1, cap))
 }
 
 /// The median of `values` (the lower of the middle two of an even count,

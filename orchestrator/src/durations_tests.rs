@@ -429,6 +429,71 @@ fn tests_run_on_two_threads_count_as_they_ran_not_as_their_times_sum() {
 }
 
 #[test]
+fn the_threads_a_shards_tests_ran_on_are_counted_at_each_tests_middle() {
+    let at = |start: u64, ms: u64| swarm_protocol::TestCase {
+        started_ms: Some(1_764_000_000_000 + start),
+        ..passed("", "t", "tests/a.rs", ms)
+    };
+    let entries = vec!["tests/a.rs".to_string()];
+    let threads = |cases: &[swarm_protocol::TestCase]| {
+        Accounted::new((&entries, &Default::default()), 10_000, cases).threads()
+    };
+    // Two threads: a 2 s test beside four of 500 ms.
+    let two = [at(0, 2000), at(0, 500), at(500, 500), at(1000, 500), at(1500, 500)];
+    assert_eq!(threads(&two), Some(2));
+    // One thread, its report's times rounded: each test seems to begin
+    // a millisecond before the last one ended, which a count at starts
+    // or ends would take for two at once.
+    let one = [at(0, 301), at(300, 301), at(600, 300), at(900, 1)];
+    assert_eq!(threads(&one), Some(1));
+    // Three at once for a while, however short the tests.
+    let three = [at(0, 1), at(0, 1), at(0, 1), at(5, 1)];
+    assert_eq!(threads(&three), Some(3));
+    // Not said: no start, or no time taken.
+    let untimed: Vec<_> = two
+        .iter()
+        .map(|c| swarm_protocol::TestCase {
+            started_ms: None,
+            ..c.clone()
+        })
+        .collect();
+    assert_eq!(threads(&untimed), None);
+    assert_eq!(threads(&[at(0, 0)]), None);
+    // A report of a thousand tests at once is taken as the most a task
+    // runs on.
+    let many: Vec<_> = (0..1000).map(|_| at(0, 10)).collect();
+    assert_eq!(
+        threads(&many),
+        Some(crate::plan::shard_schedule::MAX_THREADS)
+    );
+}
+
+#[test]
+fn a_tasks_threads_are_kept_and_its_shards_judged_on_them() {
+    let repo = tempfile::tempdir().unwrap();
+    let samples = [
+        ("t".to_string(), "a.rs".to_string(), 500),
+        ("t".to_string(), "z.rs".to_string(), 500),
+    ];
+    History::add_entries(repo.path(), &samples, &[], (&[], &[], &[])).unwrap();
+    let history = History::load(repo.path());
+    assert_eq!(history.threads("t"), None);
+    // Without threads a shard is its entries' sum.
+    let group = vec!["a.rs".to_string(), "z.rs".to_string()];
+    assert_eq!(history.group_estimate("t", &group), Some(1000));
+    for n in [2, 2, 4] {
+        History::add_entries(repo.path(), &[], &[], (&[], &[("t".into(), n)], &[])).unwrap();
+    }
+    let history = History::load(repo.path());
+    assert_eq!(history.threads("t"), Some(2));
+    assert_eq!(history.threads("other"), None);
+    // Entries learned as a whole are short tests: on two threads as on
+    // one, a shard of them takes their sum.
+    assert_eq!(history.group_estimate("t", &group), Some(1000));
+    assert_eq!(history.group_estimate("t", &["new.rs".to_string()]), None);
+}
+
+#[test]
 fn a_split_entrys_profile_is_kept_and_an_invalid_one_dropped() {
     let text = r#"{"v":VERSION,"generation":3,"entries":[
         {"task":"t\u001fbig.py","hash":"entry","ms":[1000],"seen":3}],
@@ -493,7 +558,7 @@ fn a_history_too_large_to_read_sheds_its_oldest_groupings_not_everything() {
     };
     for task in ["first", "second", "third"] {
         let samples = [(task.to_string(), "tests/quick.rs".to_string(), 100)];
-        History::add_entries(repo.path(), &samples, &[grouping(task)], (&[], &[])).unwrap();
+        History::add_entries(repo.path(), &samples, &[grouping(task)], (&[], &[], &[])).unwrap();
         let history = History::load(repo.path());
         // Read back whole each time, the run's own grouping kept.
         assert!(!history.is_empty(), "after {task}");

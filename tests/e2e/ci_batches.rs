@@ -587,6 +587,16 @@ fn a_long_rust_test_file_is_split_by_the_tests_cargo_nextest_lists_and_each_runs
         .as_array()
         .and_then(|p| p.iter().find(|p| p["task"] == "nextest\u{1f}tests/big.rs"))
         .unwrap_or_else(|| panic!("no profile of tests/big.rs in {history:#}"));
+    // And on how many threads nextest ran a shard's tests, by when each
+    // began: its two, each run. A shard is judged by that from here.
+    let threads = history["entries"]
+        .as_array()
+        .and_then(|e| {
+            e.iter()
+                .find(|e| e["task"] == "nextest\u{1f}" && e["hash"] == "threads")
+        })
+        .unwrap_or_else(|| panic!("no threads of nextest in {history:#}"));
+    assert_eq!(threads["ms"], serde_json::json!([2, 2]), "{threads:#}");
     assert_eq!(profile["tests"], 8, "{profile:#}");
     assert_eq!(profile["by_test"], true, "{profile:#}");
     let segments = profile["segments"].as_array().unwrap();

@@ -33,6 +33,7 @@ pub mod semantic;
 mod settings;
 pub mod setup;
 pub mod shard_parts;
+pub mod shard_schedule;
 pub mod shards;
 pub mod subtasks;
 mod task;

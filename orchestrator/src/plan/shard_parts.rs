@@ -21,6 +21,7 @@
 //! a name no entry can have, as entries never hold a control character.
 
 use super::entries::{ENTRIES, quoted};
+use super::shard_schedule::Piece;
 
 /// What separates an entry's name from its part's ranges.
 pub const MARK: char = '\u{1f}';
@@ -77,14 +78,20 @@ fn named(entry: &str, ranges: &[(u32, u32)]) -> String {
 /// shard it put them in, so that splitting one file moves no other. Each
 /// group is in plan order, one entry's parts in it made one; empty groups
 /// are left out.
+///
+/// Where the task's runner runs a shard's tests on `threads` threads
+/// (more than one), the tests dealt are judged by what a shard is then
+/// expected to take ([`Schedule`]), not by their sum, and moved or swapped
+/// between shards while that shortens the longer of two ([`settle`]).
 pub fn fill(
     entries: &[String],
     weights: &[u64],
-    (n, listing): (usize, u64),
+    (n, listing, threads): (usize, u64, u32),
     start: Option<&[Vec<String>]>,
     profiles: &[Option<Profile>],
 ) -> Vec<Vec<String>> {
     let n = n.max(1);
+    let schedule = Schedule::new(weights, profiles, threads);
     let total: u64 = weights.iter().sum();
     let mean = total / n as u64;
     let long = |i: usize| n >= 2 && weights[i] > mean;
@@ -122,7 +129,7 @@ pub fn fill(
         .iter()
         .filter_map(|&i| Some((i, profiles.get(i)?.as_ref().filter(|p| p.by_test())?)))
         .collect();
-    if let Some(dealt) = dealt_if_it_pays(&shards, &tested, weights, listing) {
+    if let Some(dealt) = dealt_if_it_pays(&shards, &tested, (&schedule, listing)) {
         shards = dealt;
         order.retain(|i| !tested.iter().any(|(t, _)| t == i));
     }
@@ -516,7 +523,7 @@ fn spread(
 /// two long files' slow tests (1.6 and 1.75 s, in shards of 3.4 s) fell
 /// where the shards were loaded already, and a fresh grouping was expected
 /// 1.2 apart.
-fn deal(shards: &mut [Shard], tested: &[(usize, &Profile)], weights: &[u64], listing: u64) {
+fn deal(shards: &mut [Shard], tested: &[(usize, &Profile)], (schedule, listing): Judged<'_>) {
     // Each test's range: from its place to the next test's (tests placed
     // at one position go together, as a part always holds them).
     let mut items: Vec<(u64, usize, (u32, u32))> = Vec::new();
@@ -524,17 +531,126 @@ fn deal(shards: &mut [Shard], tested: &[(usize, &Profile)], weights: &[u64], lis
         let places = places(profile.tests());
         for pair in places.windows(2) {
             let range = (pair[0], pair[1]);
-            let ms = (share(Some(profile), &[range]) * weights[i] as f64).round() as u64;
+            let ms = (share(Some(profile), &[range]) * schedule.weights[i] as f64).round() as u64;
             items.push((ms, i, range));
         }
     }
     items.sort_by(|a, b| b.0.cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
     for (ms, i, range) in items {
-        let cost = |s: &Shard| s.load + ms + if s.lists { 0 } else { listing };
+        // Summed on one thread; on more, what the shard would take with
+        // the test where its list puts it.
+        let cost = |s: &Shard| match schedule.threads {
+            0 | 1 => s.load + ms + if s.lists { 0 } else { listing },
+            _ => {
+                let mut with = s.clone();
+                with.take(i, Some(range), ms, listing);
+                schedule.load(&with, listing)
+            }
+        };
         let least = (0..shards.len())
             .min_by_key(|&g| (cost(&shards[g]), g))
             .unwrap_or(0);
         shards[least].take(i, Some(range), ms, listing);
+    }
+    if schedule.threads > 1 {
+        let dealt = |(i, range): &(usize, Option<(u32, u32)>)| {
+            range.is_some() && tested.iter().any(|(t, _)| t == i)
+        };
+        settle(shards, dealt, (schedule, listing));
+    }
+}
+
+/// How a shard is judged while it is filled: the [`Schedule`] of its
+/// task's runner, and what listing its tests costs a shard holding a part.
+type Judged<'a> = (&'a Schedule<'a>, u64);
+
+/// The most rounds of moves and swaps [`settle`] makes: each round that
+/// changes anything shortens the longer of two shards, and a few rounds
+/// settle a suite of hundreds of tests.
+const SETTLE_ROUNDS: usize = 16;
+
+/// The most work [`settle`] does, in items of shards it weighs (a
+/// shard's schedule is made from its items each time): on itertools'
+/// suite at N = 8 (about 200 tests dealt) a round is about 10 million, and
+/// a suite of thousands of tests dealt stops here, in well under a second,
+/// with what it gained by then.
+const SETTLE_WORK: usize = 100_000_000;
+
+/// `shards` with the items `movable` says may move (tests dealt one by
+/// one) moved to another shard, or swapped with one of its own, while
+/// that makes the longer of the two shorter by the [`Schedule`]. Dealing
+/// slowest first places a slow test by the shards as they were then; the
+/// quicker tests dealt after it fall before or after it in the shards'
+/// lists, which decides whether it runs beside them or alone.
+fn settle(
+    shards: &mut [Shard],
+    movable: impl Fn(&(usize, Option<(u32, u32)>)) -> bool,
+    (schedule, listing): Judged<'_>,
+) {
+    // Each change shortens the longer of two shards, so changes cannot
+    // cycle; the work is bounded all the same.
+    let work = std::cell::Cell::new(0usize);
+    let load = |s: &Shard| {
+        work.set(work.get().saturating_add(s.items.len()));
+        schedule.load(s, listing)
+    };
+    for _ in 0..SETTLE_ROUNDS {
+        let mut changed = false;
+        for a in 0..shards.len() {
+            let mut k = 0;
+            while k < shards[a].items.len() {
+                let item = shards[a].items[k];
+                if !movable(&item) {
+                    k += 1;
+                    continue;
+                }
+                if work.get() > SETTLE_WORK {
+                    return;
+                }
+                let before_a = load(&shards[a]);
+                let from = shards[a].without(k, schedule, listing);
+                let left = load(&from);
+                let mut best: Option<(u64, usize, Option<usize>)> = None;
+                for b in (0..shards.len()).filter(|&b| b != a) {
+                    let now = before_a.max(load(&shards[b]));
+                    // Moved.
+                    let mut to = shards[b].clone();
+                    to.take(item.0, item.1, schedule.held(item), listing);
+                    let moved = left.max(load(&to));
+                    if moved < now && best.is_none_or(|(m, _, _)| moved < m) {
+                        best = Some((moved, b, None));
+                    }
+                    // Swapped with each of `b`'s that may move.
+                    for j in (0..shards[b].items.len()).filter(|&j| movable(&shards[b].items[j])) {
+                        let other = shards[b].items[j];
+                        let mut from = from.clone();
+                        from.take(other.0, other.1, schedule.held(other), listing);
+                        let mut to = shards[b].without(j, schedule, listing);
+                        to.take(item.0, item.1, schedule.held(item), listing);
+                        let swapped = load(&from).max(load(&to));
+                        if swapped < now && best.is_none_or(|(m, _, _)| swapped < m) {
+                            best = Some((swapped, b, Some(j)));
+                        }
+                    }
+                }
+                let Some((_, b, swap)) = best else {
+                    k += 1;
+                    continue;
+                };
+                let mut from = from;
+                if let Some(j) = swap {
+                    let other = shards[b].items[j];
+                    shards[b] = shards[b].without(j, schedule, listing);
+                    from.take(other.0, other.1, schedule.held(other), listing);
+                }
+                shards[b].take(item.0, item.1, schedule.held(item), listing);
+                shards[a] = from;
+                changed = true;
+            }
+        }
+        if !changed {
+            return;
+        }
     }
 }
 
@@ -556,21 +672,26 @@ fn placed_whole(shards: &mut [Shard], items: Vec<usize>, weights: &[u64]) {
 fn dealt_if_it_pays(
     shards: &[Shard],
     tested: &[(usize, &Profile)],
-    weights: &[u64],
-    listing: u64,
+    (schedule, listing): Judged<'_>,
 ) -> Option<Vec<Shard>> {
     if tested.is_empty() {
         return None;
     }
     let mut dealt = shards.to_vec();
-    deal(&mut dealt, tested, weights, listing);
+    deal(&mut dealt, tested, (schedule, listing));
     let mut whole = shards.to_vec();
     placed_whole(
         &mut whole,
         tested.iter().map(|&(i, _)| i).collect(),
-        weights,
+        schedule.weights,
     );
-    let longest = |shards: &[Shard]| shards.iter().map(|s| s.load).max().unwrap_or(0);
+    let longest = |shards: &[Shard]| {
+        shards
+            .iter()
+            .map(|s| schedule.load(s, listing))
+            .max()
+            .unwrap_or(0)
+    };
     (longest(&dealt) * 100 < longest(&whole) * (100 - SPLIT_GAIN)).then_some(dealt)
 }
 
@@ -701,6 +822,128 @@ impl Shard {
         }
         self.items.push((entry, range));
         self.load += ms;
+    }
+
+    /// This shard without its `k`th item, made again from the others.
+    fn without(&self, k: usize, schedule: &Schedule<'_>, listing: u64) -> Shard {
+        let mut out = Shard::default();
+        for (_, &item) in self.items.iter().enumerate().filter(|&(j, _)| j != k) {
+            out.take(item.0, item.1, schedule.held(item), listing);
+        }
+        out
+    }
+}
+
+/// What a shard of a task's entries is expected to take beside its
+/// start-up when the task's runner runs its tests on `threads` threads
+/// ([`super::shard_schedule`]): each test of an entry whose profile tells
+/// them ([`Profile::by_test`]) as one piece, any other entry or part as a
+/// run of short tests, in the runner's list order (the plan's order of
+/// entries, each entry's tests by their places).
+pub struct Schedule<'a> {
+    weights: &'a [u64],
+    profiles: &'a [Option<Profile>],
+    /// Each entry's tests as `(lo, hi, ms)` (from a test's place to the
+    /// next one's), where its profile tells each one's time.
+    tests: Vec<Option<Vec<(u32, u32, u64)>>>,
+    threads: u32,
+}
+
+impl<'a> Schedule<'a> {
+    /// The schedule of entries whose expected times are `weights` and
+    /// profiles `profiles` (by place; missing ones none), run on
+    /// `threads` threads.
+    pub fn new(weights: &'a [u64], profiles: &'a [Option<Profile>], threads: u32) -> Self {
+        // One thread sums, and needs no test's own time.
+        let tests = match threads {
+            0 | 1 => Vec::new(),
+            _ => (0..weights.len())
+                .map(|i| {
+                    let p = profiles.get(i)?.as_ref().filter(|p| p.by_test())?;
+                    let places = places(p.tests());
+                    let each = places.windows(2).map(|pair| {
+                        let ms = share(Some(p), &[(pair[0], pair[1])]) * weights[i] as f64;
+                        (pair[0], pair[1], ms.round() as u64)
+                    });
+                    Some(each.collect())
+                })
+                .collect(),
+        };
+        Self {
+            weights,
+            profiles,
+            tests,
+            threads,
+        }
+    }
+
+    /// The threads a shard's tests are taken to run on.
+    pub fn threads(&self) -> u32 {
+        self.threads
+    }
+
+    /// How long `items` (entries by place, each with the ranges of its
+    /// tests it runs, `None` for all of them) take in the order given,
+    /// which is the runner's list's.
+    pub fn span<'r>(&self, items: impl IntoIterator<Item = (usize, Option<&'r [(u32, u32)]>)>) -> u64 {
+        let mut pieces: Vec<Piece> = Vec::new();
+        for (i, ranges) in items {
+            match self.tests.get(i).and_then(Option::as_ref) {
+                Some(tests) => {
+                    let within = |&&(lo, hi, _): &&(u32, u32, u64)| match ranges {
+                        None => true,
+                        Some(ranges) => ranges.iter().any(|&(a, b)| {
+                            let profile = self.profiles.get(i).and_then(Option::as_ref);
+                            let snap = |pos| profile.map_or(pos, |p| p.snap(pos));
+                            snap(a) <= lo && hi <= snap(b)
+                        }),
+                    };
+                    pieces.extend(tests.iter().filter(within).map(|t| Piece::Test(t.2)));
+                }
+                None => {
+                    let w = self.weights.get(i).copied().unwrap_or(0);
+                    let ms = match ranges {
+                        None => w,
+                        Some(ranges) => {
+                            let profile = self.profiles.get(i).and_then(Option::as_ref);
+                            (w as f64 * share(profile, ranges)).round() as u64
+                        }
+                    };
+                    pieces.push(Piece::Run(ms));
+                }
+            }
+        }
+        super::shard_schedule::span(self.threads, pieces)
+    }
+
+    /// What a shard holding `shard`'s items takes beside its start-up:
+    /// their sum on one thread (as they were taken), else their
+    /// [`Schedule::span`] in list order; and `listing` if it holds a part.
+    fn load(&self, shard: &Shard, listing: u64) -> u64 {
+        if self.threads <= 1 {
+            return shard.load;
+        }
+        let mut items = shard.items.clone();
+        items.sort_unstable();
+        let span = self.span(
+            items
+                .iter()
+                .map(|(i, range)| (*i, range.as_ref().map(std::slice::from_ref))),
+        );
+        span + if shard.lists { listing } else { 0 }
+    }
+
+    /// What an item of a shard being filled holds by the sum: its entry's
+    /// time, or its range's share of it.
+    fn held(&self, (i, range): (usize, Option<(u32, u32)>)) -> u64 {
+        let w = self.weights.get(i).copied().unwrap_or(0);
+        match range {
+            None => w,
+            Some(range) => {
+                let profile = self.profiles.get(i).and_then(Option::as_ref);
+                (share(profile, &[range]) * w as f64).round() as u64
+            }
+        }
     }
 }
 

@@ -10,7 +10,7 @@ fn an_entry_longer_than_the_mean_shard_is_poured_over_the_shards_to_one_level() 
     let entries = names(&["big.py", "a.py", "b.py"]);
     // 4 shards, load 1,200 in all: a mean of 300. a.py and b.py go first;
     // big.py (900) then brings every shard to 300.
-    let groups = fill(&entries, &[900, 200, 100], (4, 0), None, &[]);
+    let groups = fill(&entries, &[900, 200, 100], (4, 0, 1), None, &[]);
     assert_eq!(
         groups,
         [
@@ -38,7 +38,7 @@ fn an_entry_longer_than_the_mean_shard_is_poured_over_the_shards_to_one_level() 
     let groups = fill(
         &names(&["a", "b", "c"]),
         &[600, 300, 100],
-        (2, 0),
+        (2, 0, 1),
         None,
         &[],
     );
@@ -52,20 +52,20 @@ fn an_entry_longer_than_the_mean_shard_is_poured_over_the_shards_to_one_level() 
     // Never more parts than shards, none with one shard or none longer.
     let parts = |g: &[Vec<String>]| g.iter().flatten().filter(|n| parse(n).is_some()).count();
     assert_eq!(
-        parts(&fill(&entries, &[10_000, 1, 1], (2, 0), None, &[])),
+        parts(&fill(&entries, &[10_000, 1, 1], (2, 0, 1), None, &[])),
         2
     );
     assert_eq!(
-        fill(&entries, &[900, 200, 100], (1, 0), None, &[]),
+        fill(&entries, &[900, 200, 100], (1, 0, 1), None, &[]),
         std::slice::from_ref(&entries)
     );
     assert_eq!(
-        parts(&fill(&entries, &[100, 100, 100], (3, 0), None, &[])),
+        parts(&fill(&entries, &[100, 100, 100], (3, 0, 1), None, &[])),
         0
     );
     // A shard holding a part lists the tests first (a runner's start-up):
     // no part smaller than that is made...
-    let groups = fill(&entries, &[900, 200, 100], (4, 200), None, &[]);
+    let groups = fill(&entries, &[900, 200, 100], (4, 200, 1), None, &[]);
     assert_eq!(
         groups,
         [
@@ -77,7 +77,7 @@ fn an_entry_longer_than_the_mean_shard_is_poured_over_the_shards_to_one_level() 
     );
     // ...and none when the listing costs more than the split gains.
     assert_eq!(
-        parts(&fill(&entries, &[900, 200, 100], (2, 800), None, &[])),
+        parts(&fill(&entries, &[900, 200, 100], (2, 800, 1), None, &[])),
         0
     );
 }
@@ -159,7 +159,7 @@ fn the_parts_of_an_entry_run_each_listed_test_once_whatever_the_list_holds() {
         let tests: Vec<String> = (0..count).map(|i| format!("big.py::test_{i}")).collect();
         let mut listed: Vec<&str> = tests.iter().map(String::as_str).collect();
         listed.push("other.py::test_x");
-        let groups = fill(&names(&["big.py", "a.py"]), &[900, 100], (3, 0), None, &[]);
+        let groups = fill(&names(&["big.py", "a.py"]), &[900, 100], (3, 0, 1), None, &[]);
         let parts = parts_of(&groups);
         assert_eq!(parts.len(), 3);
         let mut ran = Vec::new();
@@ -341,7 +341,7 @@ fn parts_hold_equal_time_by_the_profile_their_last_split_learned() {
     assert_eq!(share(None, &[(0, 250)]), 0.25);
     // Two shards of 500 ms each: a part of the first 278 thousandths and
     // one of the rest (each 500 ms by the profile), not halves.
-    let groups = fill(&names(&["big.py"]), &[1000], (2, 0), None, &[Some(profile)]);
+    let groups = fill(&names(&["big.py"]), &[1000], (2, 0, 1), None, &[Some(profile)]);
     assert_eq!(
         groups,
         [
@@ -609,7 +609,7 @@ fn long_entries_whose_tests_are_known_are_dealt_test_by_test() {
         None,
     ];
     assert!(profiles[0].as_ref().is_some_and(Profile::by_test));
-    let groups = fill(&entries, &[1400, 1400, 200], (3, 0), None, &profiles);
+    let groups = fill(&entries, &[1400, 1400, 200], (3, 0, 1), None, &profiles);
     assert_eq!(
         groups,
         [
@@ -627,7 +627,7 @@ fn long_entries_whose_tests_are_known_are_dealt_test_by_test() {
     ];
     assert!(!coarse[0].as_ref().is_some_and(Profile::by_test));
     assert_ne!(
-        fill(&entries, &[1400, 1400, 200], (3, 0), None, &coarse),
+        fill(&entries, &[1400, 1400, 200], (3, 0, 1), None, &coarse),
         groups
     );
     // The ranges of one shard's tests of a file are joined where they
@@ -645,7 +645,7 @@ fn parts_of_many_ranges_run_each_listed_test_once_and_just_their_own() {
     let groups = fill(
         &names(&["big.py", "a.py"]),
         &[2600, 100],
-        (3, 0),
+        (3, 0, 1),
         None,
         &[profile, None],
     );
@@ -676,4 +676,54 @@ fn parts_of_many_ranges_run_each_listed_test_once_and_just_their_own() {
         ran.sort();
         assert_eq!(ran, tests, "each of {count} listed tests once");
     }
+}
+
+#[test]
+fn on_two_threads_a_slow_test_is_dealt_where_it_runs_beside_the_rest() {
+    // A long file of one slow test (600 ms as learned: 1.2 s on a thread
+    // of two) and five of 100, between two short files. Summed, the slow
+    // test goes to the shard that holds `a.rs`, where it runs after the
+    // file, alone on one thread while the other stands idle: 1.7 s.
+    // First in a shard's list, beside `z.rs`, it takes 1.2 s.
+    let entries = names(&["a.rs", "big.rs", "z.rs"]);
+    let each = vec![600, 100, 100, 100, 100, 100];
+    let held: Vec<Held<'_>> = vec![(vec![(0, 1000)], 1100, &each)];
+    let profiles = vec![None, Profile::of_held(&held, 6), None];
+    let weights = [500, 1100, 500];
+    let summed = fill(&entries, &weights, (2, 0, 1), None, &profiles);
+    assert_eq!(
+        summed,
+        [
+            names(&["a.rs", "big.rs\u{1f}0-166"]),
+            names(&["big.rs\u{1f}166-1000", "z.rs"]),
+        ]
+    );
+    let threaded = fill(&entries, &weights, (2, 0, 2), None, &profiles);
+    assert_eq!(
+        threaded,
+        [
+            names(&["a.rs", "big.rs\u{1f}166-1000"]),
+            names(&["big.rs\u{1f}0-166", "z.rs"]),
+        ]
+    );
+    // What each shard is expected to take on two threads.
+    let schedule = Schedule::new(&weights, &profiles, 2);
+    let longest = |groups: &[Vec<String>]| {
+        groups
+            .iter()
+            .map(|g| {
+                let items: Vec<(usize, Option<Vec<(u32, u32)>>)> = g
+                    .iter()
+                    .map(|n| {
+                        let i = entries.iter().position(|e| e == whole(n)).unwrap();
+                        (i, parse(n).map(|p| p.ranges))
+                    })
+                    .collect();
+                schedule.span(items.iter().map(|(i, r)| (*i, r.as_deref())))
+            })
+            .max()
+            .unwrap()
+    };
+    assert_eq!(longest(&summed), 1700);
+    assert_eq!(longest(&threaded), 1200);
 }

@@ -337,11 +337,13 @@ pub type Grouped = (String, Vec<Vec<String>>);
 /// `by_tests` (the task lists its entries' tests), an entry longer than
 /// the shards' mean load is grouped as parts ([`shard_parts::fill`]), by
 /// how its time lies over its tests (`profile`, learned), and the last
-/// run's parts are kept as they were.
+/// run's parts are kept as they were. A shard's expected time is its
+/// entries' sum, or with `threads` (more than one: the task's runner runs
+/// a shard's tests on that many) their [`shard_parts::Schedule`].
 pub fn regroup(
     of: &str,
     entries: &[String],
-    n: usize,
+    (n, threads): (usize, u32),
     (keep, startup, by_tests): (Keep, u64, bool),
     last: Option<&[Vec<String>]>,
     (expected, profile): (
@@ -355,8 +357,11 @@ pub fn regroup(
         false => Vec::new(),
     };
     let n = n.clamp(1, entries.len().max(1));
-    let fill = |start| shard_parts::fill(entries, &weights, (n, startup), start, &profiles);
-    let weighed = Weighed::new(entries, &weights, &profiles);
+    let fill = |start| {
+        shard_parts::fill(entries, &weights, (n, startup, threads), start, &profiles)
+    };
+    let schedule = shard_parts::Schedule::new(&weights, &profiles, threads);
+    let weighed = Weighed::new(entries, &weights, &profiles, &schedule);
     // Grouped anew: by whole entries, longest first; or, when the task
     // lists its tests, with its long entries in parts if that does better
     // (an entry not worth splitting is placed after the others there, on
@@ -416,6 +421,8 @@ struct Weighed<'e> {
     entries: &'e [String],
     weights: &'e [u64],
     profiles: &'e [Option<shard_parts::Profile>],
+    /// What a shard of them takes on the task's runner's threads.
+    schedule: &'e shard_parts::Schedule<'e>,
     /// Each entry's place in `entries`: a task may have 10,000.
     index: std::collections::HashMap<&'e str, usize>,
 }
@@ -425,6 +432,7 @@ impl<'e> Weighed<'e> {
         entries: &'e [String],
         weights: &'e [u64],
         profiles: &'e [Option<shard_parts::Profile>],
+        schedule: &'e shard_parts::Schedule<'e>,
     ) -> Self {
         let index = entries
             .iter()
@@ -435,6 +443,7 @@ impl<'e> Weighed<'e> {
             entries,
             weights,
             profiles,
+            schedule,
             index,
         }
     }
@@ -464,7 +473,23 @@ impl<'e> Weighed<'e> {
     /// part (it lists their tests first).
     fn load(&self, group: &[String], listing: u64) -> u64 {
         let lists = group.iter().any(|n| shard_parts::parse(n).is_some());
-        group.iter().map(|n| self.weight(n)).sum::<u64>() + if lists { listing } else { 0 }
+        let listed = if lists { listing } else { 0 };
+        if self.schedule.threads() <= 1 {
+            return group.iter().map(|n| self.weight(n)).sum::<u64>() + listed;
+        }
+        // In the runner's list's order: the plan's order of entries, an
+        // entry's tests by their places.
+        let mut items: Vec<(usize, Option<Vec<(u32, u32)>>)> = group
+            .iter()
+            .filter_map(|n| {
+                let i = self.position(shard_parts::whole(n))?;
+                Some((i, shard_parts::parse(n).map(|p| p.ranges)))
+            })
+            .collect();
+        items.sort_unstable();
+        self.schedule
+            .span(items.iter().map(|(i, r)| (*i, r.as_deref())))
+            + listed
     }
 }
 
@@ -955,7 +980,7 @@ mod tests {
             regroup(
                 "s",
                 &entries,
-                2,
+                (2, 1),
                 (Keep::Stable, 500, true),
                 last,
                 (ms, |_| None),
@@ -974,7 +999,9 @@ mod tests {
                 vec!["spec\u{1f}214-1000", "z"]
             ]
         );
-        let weighed = Weighed::new(&entries, &[1_000, 12_000, 21_000, 1_000], &[]);
+        let weights = [1_000, 12_000, 21_000, 1_000];
+        let schedule = shard_parts::Schedule::new(&weights, &[], 1);
+        let weighed = Weighed::new(&entries, &weights, &[], &schedule);
         let loads: Vec<u64> = split.iter().map(|g| weighed.load(g, 500)).collect();
         // (to a thousandth of the file, as a part's range is)
         assert!(loads.iter().all(|l| l.abs_diff(18_000) < 30), "{loads:?}");
@@ -985,7 +1012,7 @@ mod tests {
         let (_, whole) = regroup(
             "s",
             &entries,
-            2,
+            (2, 1),
             (Keep::Pinned, 500, false),
             Some(&split),
             (ms, |_: &str| None),
@@ -1011,7 +1038,7 @@ mod tests {
         let (_, groups) = regroup(
             "s",
             &entries,
-            3,
+            (3, 1),
             (Keep::Stable, 1_000, true),
             None,
             (ms, |_| None),
@@ -1030,7 +1057,7 @@ mod tests {
         regroup(
             of,
             entries,
-            n,
+            (n, 1),
             (keep, startup, false),
             last,
             (expected, |_| None),

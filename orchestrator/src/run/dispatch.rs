@@ -887,7 +887,7 @@ impl<'o> Dispatcher<'o> {
             &self.repo.workdir,
             &learned.entries,
             &groupings,
-            (&learned.startups, &learned.profiles),
+            (&learned.startups, &learned.threads, &learned.profiles),
         ) {
             tracing::warn!(error = %crate::error_chain(&e), "failed to keep the entries' durations");
         }
@@ -927,6 +927,10 @@ struct Learned {
     /// milliseconds): the least that any of its shards' reports left
     /// unaccounted for.
     startups: Vec<(String, u64)>,
+    /// On how many threads each sharded task's runner ran a shard's tests
+    /// (task, threads): the median over its shards whose reports say
+    /// when each test began ([`threads`]).
+    threads: Vec<(String, u32)>,
     /// How each entry run in parts took its time over its tests (task,
     /// entry, profile): each part's own tests' times, when every part ran
     /// as one range in a shard that succeeded with a test report; and of
@@ -949,6 +953,28 @@ fn scales<'a>(
         }
     }
     scales
+}
+
+/// On how many threads each task's runner ran a shard's tests, of the
+/// shards (task, entries, their report) whose reports say: the median of
+/// theirs, as a shard that held one long test and a few short ones may
+/// have run no two at once.
+fn threads(shards: &[(&String, &[String], crate::durations::Accounted)]) -> Vec<(String, u32)> {
+    let mut of_task: Vec<(&String, Vec<u32>)> = Vec::new();
+    for (of, _, accounted) in shards {
+        let Some(n) = accounted.threads() else { continue };
+        match of_task.iter_mut().find(|(o, _)| o == of) {
+            Some((_, seen)) => seen.push(n),
+            None => of_task.push((of, vec![n])),
+        }
+    }
+    of_task
+        .into_iter()
+        .map(|(of, mut seen)| {
+            seen.sort_unstable();
+            (of.clone(), seen[(seen.len() - 1) / 2])
+        })
+        .collect()
 }
 
 /// For each sharded task that lists its entries' tests (`list_tests`),
@@ -1160,6 +1186,7 @@ fn entry_times(
     Learned {
         entries: out,
         startups,
+        threads: threads(&shards),
         profiles,
     }
 }

@@ -215,7 +215,7 @@ fn shard_lines(out: &mut String, history: &History, task: &str, groups: &[Vec<St
     let times: Vec<Option<u64>> = groups
         .iter()
         .map(|g| {
-            let ms: Option<u64> = g.iter().map(|e| history.part_estimate(task, e)).sum();
+            let ms = history.group_estimate(task, g);
             let lists = g.iter().any(|e| shard_parts::parse(e).is_some());
             ms.map(|ms| ms + startup + if lists { startup } else { 0 })
         })
