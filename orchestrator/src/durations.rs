@@ -626,10 +626,12 @@ impl History {
             return group.iter().map(|e| self.part_estimate(of, e)).sum();
         }
         let mut entries: Vec<&str> = Vec::new();
+        let mut at: HashMap<&str, usize> = HashMap::new();
         for name in group {
-            if !entries.contains(&whole(name)) {
+            at.entry(whole(name)).or_insert_with(|| {
                 entries.push(whole(name));
-            }
+                entries.len() - 1
+            });
         }
         let weights: Vec<u64> = entries
             .iter()
@@ -639,10 +641,7 @@ impl History {
         let schedule = Schedule::new(&weights, &profiles, threads);
         let items: Vec<(usize, Option<Vec<(u32, u32)>>)> = group
             .iter()
-            .filter_map(|name| {
-                let i = entries.iter().position(|e| *e == whole(name))?;
-                Some((i, parse(name).map(|p| p.ranges)))
-            })
+            .filter_map(|name| Some((*at.get(whole(name))?, parse(name).map(|p| p.ranges))))
             .collect();
         Some(schedule.span(items.iter().map(|(i, r)| (*i, r.as_deref()))))
     }
@@ -1000,19 +999,26 @@ fn ran_together(cases: &[swarm_protocol::TestCase]) -> Option<(u64, u64)> {
 }
 
 /// The most of `cases` that ran at once, counted at each one's middle,
-/// when they say when they began (and one took some time): a report's
-/// times are rounded, so that a test seems to begin a little before the
-/// last one on its thread ended, and counted at their starts or ends two
-/// tests one after another would seem to run together. At most
-/// [`crate::plan::shard_schedule::MAX_THREADS`].
+/// when every one that took any time says when it began (as
+/// [`ran_together`] asks). A report's times are rounded (nextest's start
+/// is cut to the millisecond, its time rounded to one), so that a test
+/// seems to begin up to about a millisecond and a half before the last one
+/// on its thread ended: each case is taken as that much shorter at both
+/// ends, and one too short to be told so (under [`TOLD_MS`]) is not
+/// counted. At most [`crate::plan::shard_schedule::MAX_THREADS`].
 fn at_once(cases: &[swarm_protocol::TestCase]) -> Option<u32> {
-    // Doubled, so that a middle is a whole number.
+    // Doubled, so that a middle and the slack are whole numbers.
+    const SLACK: u64 = 3;
+    if cases.iter().any(|c| c.time_ms > 0 && c.started_ms.is_none()) {
+        return None;
+    }
     let spans: Vec<(u64, u64)> = cases
         .iter()
-        .filter(|c| c.time_ms > 0)
+        .filter(|c| c.time_ms >= TOLD_MS)
         .filter_map(|c| {
             let start = c.started_ms?.saturating_mul(2);
-            Some((start, start.saturating_add(c.time_ms.saturating_mul(2))))
+            let end = start.saturating_add(c.time_ms.saturating_mul(2));
+            Some((start.saturating_add(SLACK), end.saturating_sub(SLACK)))
         })
         .collect();
     let mut starts: Vec<u64> = spans.iter().map(|s| s.0).collect();
@@ -1027,11 +1033,15 @@ fn at_once(cases: &[swarm_protocol::TestCase]) -> Option<u32> {
     };
     let most = spans
         .iter()
-        .map(|&(start, end)| running(start + (end - start) / 2))
+        .map(|&(start, end)| running(start + end.saturating_sub(start) / 2))
         .max()?;
     let cap = crate::plan::shard_schedule::MAX_THREADS;
     Some(u32::try_from(most).unwrap_or(cap).clamp(1, cap))
 }
+
+/// The shortest a case's time must be for [`at_once`] to count it: its
+/// rounding is a millisecond and a half at each end.
+const TOLD_MS: u64 = 4;
 
 /// The median of `values` (the lower of the middle two of an even count,
 /// so that it is one of them).

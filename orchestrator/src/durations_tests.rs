@@ -446,10 +446,20 @@ fn the_threads_a_shards_tests_ran_on_are_counted_at_each_tests_middle() {
     // or ends would take for two at once.
     let one = [at(0, 301), at(300, 301), at(600, 300), at(900, 1)];
     assert_eq!(threads(&one), Some(1));
-    // Three at once for a while, however short the tests.
-    let three = [at(0, 1), at(0, 1), at(0, 1), at(5, 1)];
+    // Three at once for a while.
+    let three = [at(0, 10), at(2, 10), at(5, 10), at(20, 10)];
     assert_eq!(threads(&three), Some(3));
-    // Not said: no start, or no time taken.
+    // Tests of a millisecond or two one after another on one thread,
+    // their starts cut to the millisecond and their times rounded, seem to
+    // overlap: not counted. A shard of them only does not say.
+    let quick = [at(0, 10), at(10, 2), at(11, 1), at(12, 2), at(13, 10)];
+    assert_eq!(threads(&quick), Some(1));
+    assert_eq!(threads(&quick[1..4]), None);
+    // Not said: no start, or no time taken, or a case of some time
+    // without a start beside others with one.
+    let mut one_untold = two.to_vec();
+    one_untold[3].started_ms = None;
+    assert_eq!(threads(&one_untold), None);
     let untimed: Vec<_> = two
         .iter()
         .map(|c| swarm_protocol::TestCase {

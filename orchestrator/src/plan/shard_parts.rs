@@ -539,9 +539,10 @@ fn deal(shards: &mut [Shard], tested: &[(usize, &Profile)], (schedule, listing):
     for (ms, i, range) in items {
         // Summed on one thread; on more, what the shard would take with
         // the test where its list puts it.
-        let cost = |s: &Shard| match schedule.threads {
-            0 | 1 => s.load + ms + if s.lists { 0 } else { listing },
-            _ => {
+        let summed = schedule.threads <= 1 || schedule.spent();
+        let cost = |s: &Shard| match summed {
+            true => s.load + ms + if s.lists { 0 } else { listing },
+            false => {
                 let mut with = s.clone();
                 with.take(i, Some(range), ms, listing);
                 schedule.load(&with, listing)
@@ -569,12 +570,13 @@ type Judged<'a> = (&'a Schedule<'a>, u64);
 /// settle a suite of hundreds of tests.
 const SETTLE_ROUNDS: usize = 16;
 
-/// The most work [`settle`] does, in items of shards it weighs (a
-/// shard's schedule is made from its items each time): on itertools'
-/// suite at N = 8 (about 200 tests dealt) a round is about 10 million, and
-/// a suite of thousands of tests dealt stops here, in well under a second,
-/// with what it gained by then.
-const SETTLE_WORK: usize = 100_000_000;
+/// The most pieces a [`Schedule`] lays out while one grouping is made
+/// ([`deal`] and [`settle`]), each shard weighed laying out all its
+/// tests: on itertools' suite at N = 8 (about 200 tests dealt) a round of
+/// `settle` lays out a few million. Past it, `deal` places the rest by
+/// their sums and `settle` stops with what it gained by then, so a suite
+/// of thousands of tests dealt is grouped in well under a second.
+const SCHEDULE_WORK: usize = 100_000_000;
 
 /// `shards` with the items `movable` says may move (tests dealt one by
 /// one) moved to another shard, or swapped with one of its own, while
@@ -588,12 +590,8 @@ fn settle(
     (schedule, listing): Judged<'_>,
 ) {
     // Each change shortens the longer of two shards, so changes cannot
-    // cycle; the work is bounded all the same.
-    let work = std::cell::Cell::new(0usize);
-    let load = |s: &Shard| {
-        work.set(work.get().saturating_add(s.items.len()));
-        schedule.load(s, listing)
-    };
+    // cycle; the work is bounded all the same (`Schedule::spent`).
+    let load = |s: &Shard| schedule.load(s, listing);
     for _ in 0..SETTLE_ROUNDS {
         let mut changed = false;
         for a in 0..shards.len() {
@@ -604,29 +602,30 @@ fn settle(
                     k += 1;
                     continue;
                 }
-                if work.get() > SETTLE_WORK {
+                if schedule.spent() {
                     return;
                 }
+                let ms = shards[a].held[k];
                 let before_a = load(&shards[a]);
-                let from = shards[a].without(k, schedule, listing);
+                let from = shards[a].without(k, listing);
                 let left = load(&from);
                 let mut best: Option<(u64, usize, Option<usize>)> = None;
                 for b in (0..shards.len()).filter(|&b| b != a) {
                     let now = before_a.max(load(&shards[b]));
                     // Moved.
                     let mut to = shards[b].clone();
-                    to.take(item.0, item.1, schedule.held(item), listing);
+                    to.take(item.0, item.1, ms, listing);
                     let moved = left.max(load(&to));
                     if moved < now && best.is_none_or(|(m, _, _)| moved < m) {
                         best = Some((moved, b, None));
                     }
                     // Swapped with each of `b`'s that may move.
                     for j in (0..shards[b].items.len()).filter(|&j| movable(&shards[b].items[j])) {
-                        let other = shards[b].items[j];
+                        let (other, other_ms) = (shards[b].items[j], shards[b].held[j]);
                         let mut from = from.clone();
-                        from.take(other.0, other.1, schedule.held(other), listing);
-                        let mut to = shards[b].without(j, schedule, listing);
-                        to.take(item.0, item.1, schedule.held(item), listing);
+                        from.take(other.0, other.1, other_ms, listing);
+                        let mut to = shards[b].without(j, listing);
+                        to.take(item.0, item.1, ms, listing);
                         let swapped = load(&from).max(load(&to));
                         if swapped < now && best.is_none_or(|(m, _, _)| swapped < m) {
                             best = Some((swapped, b, Some(j)));
@@ -639,11 +638,11 @@ fn settle(
                 };
                 let mut from = from;
                 if let Some(j) = swap {
-                    let other = shards[b].items[j];
-                    shards[b] = shards[b].without(j, schedule, listing);
-                    from.take(other.0, other.1, schedule.held(other), listing);
+                    let (other, other_ms) = (shards[b].items[j], shards[b].held[j]);
+                    shards[b] = shards[b].without(j, listing);
+                    from.take(other.0, other.1, other_ms, listing);
                 }
-                shards[b].take(item.0, item.1, schedule.held(item), listing);
+                shards[b].take(item.0, item.1, ms, listing);
                 shards[a] = from;
                 changed = true;
             }
@@ -810,6 +809,8 @@ pub const SPLIT_GAIN: u64 = 10;
 #[derive(Debug, Clone, Default)]
 struct Shard {
     items: Vec<(usize, Option<(u32, u32)>)>,
+    /// What each of `items` holds of the load.
+    held: Vec<u64>,
     load: u64,
     lists: bool,
 }
@@ -821,14 +822,21 @@ impl Shard {
             self.load += listing;
         }
         self.items.push((entry, range));
+        self.held.push(ms);
         self.load += ms;
     }
 
-    /// This shard without its `k`th item, made again from the others.
-    fn without(&self, k: usize, schedule: &Schedule<'_>, listing: u64) -> Shard {
-        let mut out = Shard::default();
-        for (_, &item) in self.items.iter().enumerate().filter(|&(j, _)| j != k) {
-            out.take(item.0, item.1, schedule.held(item), listing);
+    /// This shard without its `k`th item (and its listing, if that was
+    /// its last part).
+    fn without(&self, k: usize, listing: u64) -> Shard {
+        let mut out = self.clone();
+        if k < out.items.len() {
+            out.items.remove(k);
+            out.load = out.load.saturating_sub(out.held.remove(k));
+            if out.lists && out.items.iter().all(|(_, range)| range.is_none()) {
+                out.lists = false;
+                out.load = out.load.saturating_sub(listing);
+            }
         }
         out
     }
@@ -847,6 +855,8 @@ pub struct Schedule<'a> {
     /// next one's), where its profile tells each one's time.
     tests: Vec<Option<Vec<(u32, u32, u64)>>>,
     threads: u32,
+    /// How many pieces it has laid out ([`SCHEDULE_WORK`]).
+    work: std::cell::Cell<usize>,
 }
 
 impl<'a> Schedule<'a> {
@@ -874,7 +884,14 @@ impl<'a> Schedule<'a> {
             profiles,
             tests,
             threads,
+            work: std::cell::Cell::new(0),
         }
+    }
+
+    /// Whether it has laid out [`SCHEDULE_WORK`] pieces: what is judged
+    /// after that is judged by sums.
+    fn spent(&self) -> bool {
+        self.work.get() > SCHEDULE_WORK
     }
 
     /// The threads a shard's tests are taken to run on.
@@ -888,31 +905,36 @@ impl<'a> Schedule<'a> {
     pub fn span<'r>(&self, items: impl IntoIterator<Item = (usize, Option<&'r [(u32, u32)]>)>) -> u64 {
         let mut pieces: Vec<Piece> = Vec::new();
         for (i, ranges) in items {
+            let profile = self.profiles.get(i).and_then(Option::as_ref);
             match self.tests.get(i).and_then(Option::as_ref) {
-                Some(tests) => {
-                    let within = |&&(lo, hi, _): &&(u32, u32, u64)| match ranges {
-                        None => true,
-                        Some(ranges) => ranges.iter().any(|&(a, b)| {
-                            let profile = self.profiles.get(i).and_then(Option::as_ref);
-                            let snap = |pos| profile.map_or(pos, |p| p.snap(pos));
-                            snap(a) <= lo && hi <= snap(b)
-                        }),
-                    };
-                    pieces.extend(tests.iter().filter(within).map(|t| Piece::Test(t.2)));
-                }
+                // The tests each range holds, found by their places (in
+                // order, as the ranges are).
+                Some(tests) => match ranges {
+                    None => pieces.extend(tests.iter().map(|t| Piece::Test(t.2))),
+                    Some(ranges) => {
+                        let snap = |pos| profile.map_or(pos, |p| p.snap(pos));
+                        let mut ranges = ranges.to_vec();
+                        ranges.sort_unstable();
+                        for (a, b) in ranges {
+                            let (a, b) = (snap(a), snap(b));
+                            let lo = tests.partition_point(|t| t.0 < a);
+                            let hi = tests.partition_point(|t| t.1 <= b).max(lo);
+                            pieces.extend(tests[lo..hi].iter().map(|t| Piece::Test(t.2)));
+                        }
+                    }
+                },
                 None => {
                     let w = self.weights.get(i).copied().unwrap_or(0);
                     let ms = match ranges {
                         None => w,
-                        Some(ranges) => {
-                            let profile = self.profiles.get(i).and_then(Option::as_ref);
-                            (w as f64 * share(profile, ranges)).round() as u64
-                        }
+                        Some(ranges) => (w as f64 * share(profile, ranges)).round() as u64,
                     };
                     pieces.push(Piece::Run(ms));
                 }
             }
         }
+        self.work
+            .set(self.work.get().saturating_add(pieces.len()));
         super::shard_schedule::span(self.threads, pieces)
     }
 
@@ -930,21 +952,9 @@ impl<'a> Schedule<'a> {
                 .iter()
                 .map(|(i, range)| (*i, range.as_ref().map(std::slice::from_ref))),
         );
-        span + if shard.lists { listing } else { 0 }
+        span.saturating_add(if shard.lists { listing } else { 0 })
     }
 
-    /// What an item of a shard being filled holds by the sum: its entry's
-    /// time, or its range's share of it.
-    fn held(&self, (i, range): (usize, Option<(u32, u32)>)) -> u64 {
-        let w = self.weights.get(i).copied().unwrap_or(0);
-        match range {
-            None => w,
-            Some(range) => {
-                let profile = self.profiles.get(i).and_then(Option::as_ref);
-                (share(profile, &[range]) * w as f64).round() as u64
-            }
-        }
-    }
 }
 
 /// `items` (entries' places, their expected times `weights`) each given

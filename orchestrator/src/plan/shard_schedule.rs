@@ -68,17 +68,20 @@ fn fill(free: &mut [u64], amount: u64) {
     if amount == 0 {
         return;
     }
-    let mut below = 0u64;
+    // Wide: a report's times may be anything, and a sum of them saturated
+    // would lower the level below a thread already busy past it.
+    let mut below = 0u128;
     for k in 1..=free.len() {
-        below = below.saturating_add(free[k - 1]);
-        let total = below.saturating_add(amount);
-        let level = total / k as u64;
-        if k == free.len() || level <= free[k] {
+        below += u128::from(free[k - 1]);
+        let total = below + u128::from(amount);
+        let level = total / k as u128;
+        if k == free.len() || level <= u128::from(free[k]) {
             // What the division left goes a millisecond each to the first,
             // so that the pour holds `amount` exactly.
-            let left = (total % k as u64) as usize;
+            let left = (total % k as u128) as usize;
             for (i, f) in free[..k].iter_mut().enumerate() {
-                *f = level + u64::from(i < left);
+                let at = level + u128::from(i < left);
+                *f = u64::try_from(at).unwrap_or(u64::MAX);
             }
             free.sort_unstable();
             return;
@@ -137,5 +140,9 @@ mod tests {
         // Taken as 64 threads, the run's time saturated and spread.
         assert_eq!(span(u32::MAX, [Piece::Run(u64::MAX)]), u64::MAX / 64 + 1);
         assert_eq!(span(2, [Piece::Test(u64::MAX), Piece::Run(5)]), u64::MAX);
+        // More work never makes a shard shorter, saturated or not.
+        let huge = Piece::Test(u64::MAX / 2);
+        let before = span(2, [huge, huge]);
+        assert!(span(2, [huge, huge, Piece::Run(1)]) >= before);
     }
 }

@@ -489,7 +489,7 @@ impl<'e> Weighed<'e> {
         items.sort_unstable();
         self.schedule
             .span(items.iter().map(|(i, r)| (*i, r.as_deref())))
-            + listed
+            .saturating_add(listed)
     }
 }
 

@@ -217,7 +217,10 @@ fn shard_lines(out: &mut String, history: &History, task: &str, groups: &[Vec<St
         .map(|g| {
             let ms = history.group_estimate(task, g);
             let lists = g.iter().any(|e| shard_parts::parse(e).is_some());
-            ms.map(|ms| ms + startup + if lists { startup } else { 0 })
+            ms.map(|ms| {
+                ms.saturating_add(startup)
+                    .saturating_add(if lists { startup } else { 0 })
+            })
         })
         .collect();
     let expected: Vec<String> = groups
