@@ -554,12 +554,32 @@ fn deal(shards: &mut [Shard], tested: &[(usize, &Profile)], (schedule, listing):
         shards[least].take(i, Some(range), ms, listing);
     }
     if schedule.threads > 1 {
+        // The slowest tests dealt: where a quick one falls changes little,
+        // and weighing every pair of a thousand would take minutes.
         let dealt = |(i, range): &(usize, Option<(u32, u32)>)| {
             range.is_some() && tested.iter().any(|(t, _)| t == i)
         };
-        settle(shards, dealt, (schedule, listing));
+        let mut times: Vec<u64> = shards
+            .iter()
+            .flat_map(|s| s.items.iter().zip(&s.held))
+            .filter(|(item, _)| dealt(item))
+            .map(|(_, &ms)| ms)
+            .collect();
+        times.sort_unstable_by(|a, b| b.cmp(a));
+        let least = times
+            .get(SETTLED - 1)
+            .or(times.last())
+            .copied()
+            .unwrap_or(0)
+            .max(1);
+        let slow = |item: &(usize, Option<(u32, u32)>), ms: u64| ms >= least && dealt(item);
+        settle(shards, slow, (schedule, listing));
     }
 }
+
+/// How many of the slowest tests dealt [`settle`] moves: each is weighed
+/// against every other in every shard.
+const SETTLED: usize = 64;
 
 /// How a shard is judged while it is filled: the [`Schedule`] of its
 /// task's runner, and what listing its tests costs a shard holding a part.
@@ -572,11 +592,13 @@ const SETTLE_ROUNDS: usize = 16;
 
 /// The most pieces a [`Schedule`] lays out while one grouping is made
 /// ([`deal`] and [`settle`]), each shard weighed laying out all its
-/// tests: on itertools' suite at N = 8 (about 200 tests dealt) a round of
-/// `settle` lays out a few million. Past it, `deal` places the rest by
-/// their sums and `settle` stops with what it gained by then, so a suite
-/// of thousands of tests dealt is grouped in well under a second.
-const SCHEDULE_WORK: usize = 100_000_000;
+/// tests: on itertools' suite at N = 8 (about 200 tests dealt, 50 a
+/// shard) `deal` lays out about 80,000 and a round of `settle` about
+/// 400,000. Past it, `deal` places the rest (its quickest tests, as it
+/// deals the slowest first) by their sums and `settle` stops with what it
+/// gained by then: seven files of 256 tests each dealt over 8 shards took
+/// about 1.4 s in a debug build, most of it this budget.
+const SCHEDULE_WORK: usize = 5_000_000;
 
 /// `shards` with the items `movable` says may move (tests dealt one by
 /// one) moved to another shard, or swapped with one of its own, while
@@ -586,7 +608,7 @@ const SCHEDULE_WORK: usize = 100_000_000;
 /// lists, which decides whether it runs beside them or alone.
 fn settle(
     shards: &mut [Shard],
-    movable: impl Fn(&(usize, Option<(u32, u32)>)) -> bool,
+    movable: impl Fn(&(usize, Option<(u32, u32)>), u64) -> bool,
     (schedule, listing): Judged<'_>,
 ) {
     // Each change shortens the longer of two shards, so changes cannot
@@ -598,7 +620,7 @@ fn settle(
             let mut k = 0;
             while k < shards[a].items.len() {
                 let item = shards[a].items[k];
-                if !movable(&item) {
+                if !movable(&item, shards[a].held[k]) {
                     k += 1;
                     continue;
                 }
@@ -620,7 +642,9 @@ fn settle(
                         best = Some((moved, b, None));
                     }
                     // Swapped with each of `b`'s that may move.
-                    for j in (0..shards[b].items.len()).filter(|&j| movable(&shards[b].items[j])) {
+                    let partners = (0..shards[b].items.len())
+                        .filter(|&j| movable(&shards[b].items[j], shards[b].held[j]));
+                    for j in partners {
                         let (other, other_ms) = (shards[b].items[j], shards[b].held[j]);
                         let mut from = from.clone();
                         from.take(other.0, other.1, other_ms, listing);

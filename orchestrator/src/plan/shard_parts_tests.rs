@@ -727,3 +727,31 @@ fn on_two_threads_a_slow_test_is_dealt_where_it_runs_beside_the_rest() {
     assert_eq!(longest(&summed), 1700);
     assert_eq!(longest(&threaded), 1200);
 }
+
+#[test]
+fn many_long_files_dealt_on_two_threads_run_each_test_once() {
+    // Seven files of 300 tests each, longer than a mean shard of eight,
+    // beside short ones: dealt test by test, then the slowest moved and
+    // swapped between shards (or, past the schedule's budget, placed by
+    // their sums): every test still runs in exactly one shard.
+    let entries: Vec<String> = (0..24).map(|i| format!("tests/f{i:02}.rs")).collect();
+    let times: Vec<Vec<u64>> = (0..24u64)
+        .map(|e| (0..300u64).map(|t| 5 + (t * 37 + e * 11) % 400).collect())
+        .collect();
+    let profiles: Vec<Option<Profile>> = times
+        .iter()
+        .map(|each| {
+            let held: Vec<Held<'_>> = vec![(vec![(0, 1000)], each.iter().sum(), &each[..])];
+            Profile::of_held(&held, 300)
+        })
+        .collect();
+    let weights: Vec<u64> = (0..24).map(|i| if i < 7 { 100_000 } else { 500 }).collect();
+    let groups = fill(&entries, &weights, (8, 500, 2), None, &profiles);
+    assert_eq!(groups.len(), 8);
+    assert_eq!(complete(&groups), Ok(()));
+    let split = parts_of(&groups)
+        .iter()
+        .map(|p| whole(p))
+        .collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(split.len(), 7, "{split:?}");
+}
