@@ -17,6 +17,13 @@
 //! for `ms` times the thread count, so that a shard of short tests only is
 //! expected to take what their learned times sum to, as before, and only a
 //! test long beside its shard changes what is expected.
+//!
+//! A shard's list is taken in the plan's order of its entries (a glob's
+//! are sorted by path), each entry's tests by their places. nextest lists
+//! test binaries by binary id (`<package>::<stem>`), which is that order
+//! unless a workspace's directories sort otherwise than its packages'
+//! names or a file's stem sorts otherwise than its path (`a-b.rs` before
+//! `a.rs`): the schedule then misplaces whole files, never a file's tests.
 
 /// A stretch of a shard's work, in its runner's list order, by its
 /// expected time as entries' times are learned.
