@@ -1009,7 +1009,10 @@ fn ran_together(cases: &[swarm_protocol::TestCase]) -> Option<(u64, u64)> {
 fn at_once(cases: &[swarm_protocol::TestCase]) -> Option<u32> {
     // Doubled, so that a middle and the slack are whole numbers.
     const SLACK: u64 = 3;
-    if cases.iter().any(|c| c.time_ms > 0 && c.started_ms.is_none()) {
+    if cases
+        .iter()
+        .any(|c| c.time_ms > 0 && c.started_ms.is_none())
+    {
         return None;
     }
     let spans: Vec<(u64, u64)> = cases

@@ -439,7 +439,13 @@ fn the_threads_a_shards_tests_ran_on_are_counted_at_each_tests_middle() {
         Accounted::new((&entries, &Default::default()), 10_000, cases).threads()
     };
     // Two threads: a 2 s test beside four of 500 ms.
-    let two = [at(0, 2000), at(0, 500), at(500, 500), at(1000, 500), at(1500, 500)];
+    let two = [
+        at(0, 2000),
+        at(0, 500),
+        at(500, 500),
+        at(1000, 500),
+        at(1500, 500),
+    ];
     assert_eq!(threads(&two), Some(2));
     // One thread, its report's times rounded: each test seems to begin
     // a millisecond before the last one ended, which a count at starts

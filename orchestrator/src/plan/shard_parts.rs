@@ -926,7 +926,10 @@ impl<'a> Schedule<'a> {
     /// How long `items` (entries by place, each with the ranges of its
     /// tests it runs, `None` for all of them) take in the order given,
     /// which is the runner's list's.
-    pub fn span<'r>(&self, items: impl IntoIterator<Item = (usize, Option<&'r [(u32, u32)]>)>) -> u64 {
+    pub fn span<'r>(
+        &self,
+        items: impl IntoIterator<Item = (usize, Option<&'r [(u32, u32)]>)>,
+    ) -> u64 {
         let mut pieces: Vec<Piece> = Vec::new();
         for (i, ranges) in items {
             let profile = self.profiles.get(i).and_then(Option::as_ref);
@@ -957,8 +960,7 @@ impl<'a> Schedule<'a> {
                 }
             }
         }
-        self.work
-            .set(self.work.get().saturating_add(pieces.len()));
+        self.work.set(self.work.get().saturating_add(pieces.len()));
         super::shard_schedule::span(self.threads, pieces)
     }
 
@@ -978,7 +980,6 @@ impl<'a> Schedule<'a> {
         );
         span.saturating_add(if shard.lists { listing } else { 0 })
     }
-
 }
 
 /// `items` (entries' places, their expected times `weights`) each given

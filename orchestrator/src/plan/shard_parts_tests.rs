@@ -159,7 +159,13 @@ fn the_parts_of_an_entry_run_each_listed_test_once_whatever_the_list_holds() {
         let tests: Vec<String> = (0..count).map(|i| format!("big.py::test_{i}")).collect();
         let mut listed: Vec<&str> = tests.iter().map(String::as_str).collect();
         listed.push("other.py::test_x");
-        let groups = fill(&names(&["big.py", "a.py"]), &[900, 100], (3, 0, 1), None, &[]);
+        let groups = fill(
+            &names(&["big.py", "a.py"]),
+            &[900, 100],
+            (3, 0, 1),
+            None,
+            &[],
+        );
         let parts = parts_of(&groups);
         assert_eq!(parts.len(), 3);
         let mut ran = Vec::new();
@@ -341,7 +347,13 @@ fn parts_hold_equal_time_by_the_profile_their_last_split_learned() {
     assert_eq!(share(None, &[(0, 250)]), 0.25);
     // Two shards of 500 ms each: a part of the first 278 thousandths and
     // one of the rest (each 500 ms by the profile), not halves.
-    let groups = fill(&names(&["big.py"]), &[1000], (2, 0, 1), None, &[Some(profile)]);
+    let groups = fill(
+        &names(&["big.py"]),
+        &[1000],
+        (2, 0, 1),
+        None,
+        &[Some(profile)],
+    );
     assert_eq!(
         groups,
         [

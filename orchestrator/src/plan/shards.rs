@@ -357,9 +357,8 @@ pub fn regroup(
         false => Vec::new(),
     };
     let n = n.clamp(1, entries.len().max(1));
-    let fill = |start| {
-        shard_parts::fill(entries, &weights, (n, startup, threads), start, &profiles)
-    };
+    let fill =
+        |start| shard_parts::fill(entries, &weights, (n, startup, threads), start, &profiles);
     let schedule = shard_parts::Schedule::new(&weights, &profiles, threads);
     let weighed = Weighed::new(entries, &weights, &profiles, &schedule);
     // Grouped anew: by whole entries, longest first; or, when the task

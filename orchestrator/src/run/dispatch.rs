@@ -962,7 +962,9 @@ fn scales<'a>(
 fn threads(shards: &[(&String, &[String], crate::durations::Accounted)]) -> Vec<(String, u32)> {
     let mut of_task: Vec<(&String, Vec<u32>)> = Vec::new();
     for (of, _, accounted) in shards {
-        let Some(n) = accounted.threads() else { continue };
+        let Some(n) = accounted.threads() else {
+            continue;
+        };
         match of_task.iter_mut().find(|(o, _)| o == of) {
             Some((_, seen)) => seen.push(n),
             None => of_task.push((of, vec![n])),
