@@ -171,6 +171,11 @@ fn evict_oldest<V>(map: &mut HashMap<String, (V, u64)>, most: usize) {
 /// over its tests.
 pub type EntryProfile = (String, String, Profile);
 
+/// What a run told of its sharded tasks beside their entries' times: each
+/// task's start-up (ms), the test threads its runner ran a shard's tests on,
+/// and the profiles of entries that ran split or whole.
+pub type Told<'a> = (&'a [(String, u64)], &'a [(String, u32)], &'a [EntryProfile]);
+
 /// A split entry's [`Profile`]: its segments `(lo, hi, ms)`.
 #[derive(Debug, Deserialize)]
 struct ProfileEntry {
@@ -639,7 +644,7 @@ impl History {
             .collect::<Option<_>>()?;
         let profiles: Vec<Option<Profile>> = entries.iter().map(|e| self.profile(of, e)).collect();
         let schedule = Schedule::new(&weights, &profiles, threads);
-        let items: Vec<(usize, Option<Vec<(u32, u32)>>)> = group
+        let items: Vec<crate::plan::shard_parts::Placed> = group
             .iter()
             .filter_map(|name| Some((*at.get(whole(name))?, parse(name).map(|p| p.ranges))))
             .collect();
@@ -733,7 +738,7 @@ impl History {
         workdir: &Path,
         samples: &[(String, String, u64)],
         groupings: &[(String, Vec<Vec<String>>)],
-        (startups, threads, profiles): (&[(String, u64)], &[(String, u32)], &[EntryProfile]),
+        (startups, threads, profiles): Told<'_>,
     ) -> Result<(), DurationsError> {
         let told = !(startups.is_empty() && threads.is_empty() && profiles.is_empty());
         if samples.is_empty() && groupings.is_empty() && !told {

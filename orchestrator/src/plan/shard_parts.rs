@@ -419,6 +419,10 @@ fn capped(mut segments: Vec<(u32, u32, u64)>) -> Vec<(u32, u32, u64)> {
     segments
 }
 
+/// Where a shard's item sits in the runner's list: its entry's index and,
+/// for a part, the ranges of the entry's tests it holds (`None`: all).
+pub type Placed = (usize, Option<Vec<(u32, u32)>>);
+
 /// One part of a split entry as a run's report told it: its ranges, what
 /// its tests took together, and each one's time in the order of the
 /// runner's list (empty when not known).

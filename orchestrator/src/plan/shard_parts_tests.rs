@@ -724,7 +724,7 @@ fn on_two_threads_a_slow_test_is_dealt_where_it_runs_beside_the_rest() {
         groups
             .iter()
             .map(|g| {
-                let items: Vec<(usize, Option<Vec<(u32, u32)>>)> = g
+                let items: Vec<Placed> = g
                     .iter()
                     .map(|n| {
                         let i = entries.iter().position(|e| e == whole(n)).unwrap();

@@ -478,7 +478,7 @@ impl<'e> Weighed<'e> {
         }
         // In the runner's list's order: the plan's order of entries, an
         // entry's tests by their places.
-        let mut items: Vec<(usize, Option<Vec<(u32, u32)>>)> = group
+        let mut items: Vec<shard_parts::Placed> = group
             .iter()
             .filter_map(|n| {
                 let i = self.position(shard_parts::whole(n))?;
